@@ -1,0 +1,68 @@
+# vswitch build, test and benchmark entry points. Run as root on Debian.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/vswitch/vswitch/switch.Version=$(VERSION)
+APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc
+FUZZTIME ?= 10s
+
+.PHONY: all deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-ci demo demo-stop clean
+
+all: build
+
+# deps installs the Debian packages the tests and demo use (only the missing
+# ones, so it is quick on a prepared machine) and downloads the Go modules.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	$(GO) mod download
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+# unit runs every test that needs no privileges, with the race detector.
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	@for t in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' pipeline switch | sed 's/func //'); do \
+		pkg=$$(grep -rlE "^func $$t\b" --include='*_test.go' pipeline switch | head -1 | xargs dirname); \
+		echo "fuzz $$pkg $$t $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+# test is the README's test command: installs what it needs, then runs vet,
+# unit tests with -race, brief fuzzing, and the privileged integration tests
+# (network namespaces, veth, AF_XDP) against the real binaries.
+test: deps build vet unit fuzz test-priv
+
+test-priv: build
+	VSWITCH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -tags integration -v ./cmd/... 2>&1 | tee /tmp/vswitch-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+
+bench-micro:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./bench/ ./pipeline/ ./switch/
+
+bench-e2e: build
+	$(GO) run ./bench/vsbench e2e -bin $(CURDIR)/$(BIN)
+
+bench: build
+	$(GO) run ./bench/vsbench all -bin $(CURDIR)/$(BIN) -out bench/results
+
+bench-ci: build
+	$(GO) run ./bench/vsbench ci -bin $(CURDIR)/$(BIN) -out bench/results
+
+demo: deps build
+	./cmd/vswitchd/demo.sh up
+
+demo-stop:
+	./cmd/vswitchd/demo.sh down
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,302 @@
+package vswitch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Poll modes of the workers.
+const (
+	PollBusy      = "busy"      // spin on the rings, 100% of a core
+	PollAdaptive  = "adaptive"  // spin while traffic flows, block in poll(2) when idle
+	PollInterrupt = "interrupt" // always block in poll(2) between batches
+)
+
+// Config is the declarative daemon configuration (the Spec). The daemon turns
+// it into live objects; vswitchctl edits the runtime part (ports), which is
+// persisted to StateFile.
+type Config struct {
+	// APISocket is the unix socket path of the control API.
+	APISocket string `yaml:"api_socket" json:"api_socket"`
+	// APISocketMode is the permission of the socket file (octal, default 0600).
+	APISocketMode uint32 `yaml:"api_socket_mode" json:"api_socket_mode"`
+	// StateFile records runtime changes (ports added or deleted through the
+	// API). When it exists it wins over Ports of the config file.
+	StateFile string `yaml:"state_file" json:"state_file"`
+	// MetricsAddr enables the Prometheus endpoint (host:port); empty = off.
+	MetricsAddr string `yaml:"metrics_addr" json:"metrics_addr"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level" json:"log_level"`
+
+	Workers WorkerSpec `yaml:"workers" json:"workers"`
+	FDB     FDBSpec    `yaml:"fdb" json:"fdb"`
+	Ports   []PortSpec `yaml:"ports" json:"ports"`
+}
+
+// WorkerSpec configures the poll-mode workers.
+type WorkerSpec struct {
+	// Count is the number of workers (default 1).
+	Count int `yaml:"count" json:"count"`
+	// CPUs pins worker i to CPUs[i]; empty means not pinned.
+	CPUs []int `yaml:"cpus" json:"cpus"`
+	// PollMode is busy, adaptive (default) or interrupt.
+	PollMode string `yaml:"poll_mode" json:"poll_mode"`
+	// IdleSpins is how many empty polls adaptive mode makes before it
+	// blocks (default 2000).
+	IdleSpins int `yaml:"idle_spins" json:"idle_spins"`
+}
+
+// FDBSpec configures the L2 forwarding database.
+type FDBSpec struct {
+	// Size is the number of entries (power of two, default 65536).
+	Size int `yaml:"size" json:"size"`
+	// Aging is how long a learned entry lives without traffic (default 300s).
+	Aging time.Duration `yaml:"aging" json:"aging"`
+}
+
+// PortSpec configures one port.
+type PortSpec struct {
+	// Name is the port's name in the switch (default: the interface name).
+	Name string `yaml:"name" json:"name"`
+	// Interface is the Linux network interface to attach to.
+	Interface string `yaml:"interface" json:"interface"`
+	// Type is the port type; only "afxdp" for now.
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// XDPMode is native (default) or skb (generic XDP).
+	XDPMode string `yaml:"xdp_mode,omitempty" json:"xdp_mode,omitempty"`
+	// Bind is auto (default: zero-copy if the driver can, else copy), copy or zerocopy.
+	Bind string `yaml:"bind,omitempty" json:"bind,omitempty"`
+	// Queues limits the port to its first N queues; 0 = all queues of the link.
+	Queues int `yaml:"queues,omitempty" json:"queues,omitempty"`
+	// VLAN sets the port's VLAN mode; nil means trunk of all VLANs with
+	// untagged frames in VLAN 0 (a plain switch port).
+	VLAN *VLANSpec `yaml:"vlan,omitempty" json:"vlan,omitempty"`
+}
+
+// VLANSpec is a port's 802.1Q mode.
+type VLANSpec struct {
+	// Mode is access or trunk.
+	Mode string `yaml:"mode" json:"mode"`
+	// Tag is the access VLAN (access mode).
+	Tag uint16 `yaml:"tag,omitempty" json:"tag,omitempty"`
+	// Allowed lists the VLANs a trunk carries tagged; empty = all.
+	Allowed []uint16 `yaml:"allowed,omitempty" json:"allowed,omitempty"`
+	// Native is the VLAN of untagged frames on a trunk (0 = untagged frames
+	// are dropped unless Allowed is empty).
+	Native uint16 `yaml:"native,omitempty" json:"native,omitempty"`
+}
+
+// Default values.
+const (
+	DefaultAPISocket = "/run/vswitch/vswitchd.sock"
+	DefaultStateFile = "/var/lib/vswitch/state.json"
+	DefaultFDBSize   = 65536
+	DefaultFDBAging  = 300 * time.Second
+	DefaultIdleSpins = 2000
+)
+
+// LoadConfig reads and validates a YAML config file. Unknown fields are
+// errors, so a typo names itself.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(data)
+}
+
+// ParseConfig decodes and validates a YAML config.
+func ParseConfig(data []byte) (*Config, error) {
+	c := &Config{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, fmt.Errorf("parse config: %w", err)
+		}
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetDefaults fills empty fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.APISocket == "" {
+		c.APISocket = DefaultAPISocket
+	}
+	if c.APISocketMode == 0 {
+		c.APISocketMode = 0o600
+	}
+	if c.StateFile == "" {
+		c.StateFile = DefaultStateFile
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Workers.Count == 0 {
+		c.Workers.Count = 1
+	}
+	if c.Workers.PollMode == "" {
+		c.Workers.PollMode = PollAdaptive
+	}
+	if c.Workers.IdleSpins == 0 {
+		c.Workers.IdleSpins = DefaultIdleSpins
+	}
+	if c.FDB.Size == 0 {
+		c.FDB.Size = DefaultFDBSize
+	}
+	if c.FDB.Aging == 0 {
+		c.FDB.Aging = DefaultFDBAging
+	}
+	for i := range c.Ports {
+		c.Ports[i].SetDefaults()
+	}
+}
+
+// Validate checks every field and returns a *FieldError naming the first bad one.
+func (c *Config) Validate() error {
+	if c.APISocketMode&^0o777 != 0 {
+		return fieldErr("api_socket_mode", "%#o is not a permission mode", c.APISocketMode)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fieldErr("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.Workers.Count < 1 || c.Workers.Count > 64 {
+		return fieldErr("workers.count", "%d is not in 1..64", c.Workers.Count)
+	}
+	if len(c.Workers.CPUs) != 0 && len(c.Workers.CPUs) != c.Workers.Count {
+		return fieldErr("workers.cpus", "has %d entries for %d workers", len(c.Workers.CPUs), c.Workers.Count)
+	}
+	for i, cpu := range c.Workers.CPUs {
+		if cpu < 0 || cpu >= 1024 {
+			return fieldErr(fmt.Sprintf("workers.cpus[%d]", i), "%d is not a CPU number", cpu)
+		}
+	}
+	switch c.Workers.PollMode {
+	case PollBusy, PollAdaptive, PollInterrupt:
+	default:
+		return fieldErr("workers.poll_mode", "%q is not one of busy, adaptive, interrupt", c.Workers.PollMode)
+	}
+	if c.Workers.IdleSpins < 0 {
+		return fieldErr("workers.idle_spins", "must not be negative")
+	}
+	if c.FDB.Size < 64 || c.FDB.Size > 1<<24 || c.FDB.Size&(c.FDB.Size-1) != 0 {
+		return fieldErr("fdb.size", "%d is not a power of two in 64..16777216", c.FDB.Size)
+	}
+	if c.FDB.Aging < time.Second {
+		return fieldErr("fdb.aging", "%s is shorter than 1s", c.FDB.Aging)
+	}
+	names := map[string]bool{}
+	ifaces := map[string]bool{}
+	for i := range c.Ports {
+		p := &c.Ports[i]
+		prefix := fmt.Sprintf("ports[%d]", i)
+		if err := p.Validate(prefix); err != nil {
+			return err
+		}
+		if names[p.Name] {
+			return fieldErr(prefix+".name", "duplicate port name %q", p.Name)
+		}
+		if ifaces[p.Interface] {
+			return fieldErr(prefix+".interface", "interface %q used by two ports", p.Interface)
+		}
+		names[p.Name] = true
+		ifaces[p.Interface] = true
+	}
+	return nil
+}
+
+// SetDefaults fills the port's empty fields.
+func (p *PortSpec) SetDefaults() {
+	if p.Name == "" {
+		p.Name = p.Interface
+	}
+	if p.Type == "" {
+		p.Type = "afxdp"
+	}
+	if p.XDPMode == "" {
+		p.XDPMode = "native"
+	}
+	if p.Bind == "" {
+		p.Bind = "auto"
+	}
+}
+
+// Validate checks the port spec; prefix names it in errors ("ports[2]").
+func (p *PortSpec) Validate(prefix string) error {
+	if prefix != "" {
+		prefix += "."
+	}
+	if p.Interface == "" {
+		return fieldErr(prefix+"interface", "is required")
+	}
+	if len(p.Interface) > 15 {
+		return fieldErr(prefix+"interface", "%q is longer than 15 bytes", p.Interface)
+	}
+	if p.Name == "" || len(p.Name) > 64 {
+		return fieldErr(prefix+"name", "must be 1..64 bytes")
+	}
+	for _, r := range p.Name {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return fieldErr(prefix+"name", "%q has a character outside [A-Za-z0-9._-]", p.Name)
+		}
+	}
+	if p.Type != "afxdp" {
+		return fieldErr(prefix+"type", "%q is not a port type (afxdp)", p.Type)
+	}
+	switch p.XDPMode {
+	case "native", "skb":
+	default:
+		return fieldErr(prefix+"xdp_mode", "%q is not one of native, skb", p.XDPMode)
+	}
+	switch p.Bind {
+	case "auto", "copy", "zerocopy":
+	default:
+		return fieldErr(prefix+"bind", "%q is not one of auto, copy, zerocopy", p.Bind)
+	}
+	if p.Queues < 0 || p.Queues > 256 {
+		return fieldErr(prefix+"queues", "%d is not in 0..256", p.Queues)
+	}
+	if v := p.VLAN; v != nil {
+		switch v.Mode {
+		case "access":
+			if v.Tag < 1 || v.Tag > 4094 {
+				return fieldErr(prefix+"vlan.tag", "%d is not in 1..4094", v.Tag)
+			}
+			if len(v.Allowed) != 0 || v.Native != 0 {
+				return fieldErr(prefix+"vlan", "access mode takes only tag")
+			}
+		case "trunk":
+			if v.Tag != 0 {
+				return fieldErr(prefix+"vlan.tag", "trunk mode takes allowed and native, not tag")
+			}
+			for i, id := range v.Allowed {
+				if id < 1 || id > 4094 {
+					return fieldErr(fmt.Sprintf("%svlan.allowed[%d]", prefix, i), "%d is not in 1..4094", id)
+				}
+			}
+			if v.Native > 4094 {
+				return fieldErr(prefix+"vlan.native", "%d is not in 0..4094", v.Native)
+			}
+		default:
+			return fieldErr(prefix+"vlan.mode", "%q is not one of access, trunk", v.Mode)
+		}
+	}
+	return nil
+}
+
+// IsFieldError reports whether err is a validation error naming a field.
+func IsFieldError(err error) bool {
+	var fe *FieldError
+	return errors.As(err, &fe)
+}
