@@ -1,0 +1,83 @@
+package vswitch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// state is what the daemon records of runtime changes.
+type state struct {
+	Ports []PortSpec `json:"ports"`
+}
+
+// loadState reads the state file; a missing file is (nil, nil).
+func loadState(path string) (*state, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	st := &state{}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("parse state %s: %w", path, err)
+	}
+	for i := range st.Ports {
+		st.Ports[i].SetDefaults()
+		if err := st.Ports[i].Validate(fmt.Sprintf("state %s: ports[%d]", path, i)); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// saveLocked writes the live port list atomically (temp file + rename).
+// Caller holds sw.mu.
+func (sw *Switch) saveLocked() error {
+	if !sw.persist {
+		return nil
+	}
+	st := state{Ports: []PortSpec{}}
+	for _, p := range sw.live {
+		st.Ports = append(st.Ports, p.spec)
+	}
+	idx := map[string]uint16{}
+	for _, p := range sw.live {
+		idx[p.spec.Name] = p.index
+	}
+	sort.Slice(st.Ports, func(i, j int) bool { return idx[st.Ports[i].Name] < idx[st.Ports[j].Name] })
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := sw.cfg.StateFile
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".state-*")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
