@@ -36,14 +36,14 @@ func (v Verdict) String() string {
 
 // Flag bits describe what the parser found.
 const (
-	FlagVLAN     uint16 = 1 << iota // an 802.1Q tag was present (VLAN holds its ID)
-	FlagIPv4                        // L3 is IPv4
-	FlagIPv6                        // L3 is IPv6
-	FlagARP                         // L3 is ARP (Ethernet/IPv4)
-	FlagL4                          // L4Off points at a parsed TCP/UDP/ICMP header
-	FlagFragment                    // IP fragment; L4 is only parsed for the first one
-	FlagIPOptions                   // IPv4 header carries options
-	FlagIPv6Ext                     // IPv6 extension headers were skipped
+	FlagVLAN      uint16 = 1 << iota // an 802.1Q tag was present (VLAN holds its ID)
+	FlagIPv4                         // L3 is IPv4
+	FlagIPv6                         // L3 is IPv6
+	FlagARP                          // L3 is ARP (Ethernet/IPv4)
+	FlagL4                           // L4Off points at a parsed TCP/UDP/ICMP header
+	FlagFragment                     // IP fragment; L4 is only parsed for the first one
+	FlagIPOptions                    // IPv4 header carries options
+	FlagIPv6Ext                      // IPv6 extension headers were skipped
 )
 
 // NoPort is the OutPort of a packet that has no output port.

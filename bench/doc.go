@@ -1,0 +1,2 @@
+// Package bench holds the micro benchmarks and the end-to-end packet harness; product code never imports it.
+package bench
