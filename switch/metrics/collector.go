@@ -1,0 +1,138 @@
+// Package metrics exports the switch's counters to Prometheus. It owns the
+// metric names and the /metrics endpoint, and nothing else: every value is
+// read from vswitch.Control at scrape time, so the exporter keeps no state
+// and can never disagree with `vswitchctl stats`.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	vswitch "github.com/vswitch/vswitch/switch"
+)
+
+const namespace = "vswitch"
+
+// otherReason labels drops that a port or worker counts in its total but
+// not under any named reason, so the per-reason series still sum to it.
+const otherReason = "other"
+
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+var (
+	portRxPackets   = newDesc("port_rx_packets_total", "Frames received on the port.", "port")
+	portRxBytes     = newDesc("port_rx_bytes_total", "Bytes received on the port.", "port")
+	portTxPackets   = newDesc("port_tx_packets_total", "Frames transmitted on the port.", "port")
+	portTxBytes     = newDesc("port_tx_bytes_total", "Bytes transmitted on the port.", "port")
+	portDrops       = newDesc("port_drops_total", "Frames of the port dropped, by reason.", "port", "reason")
+	portXSKRxDrop   = newDesc("port_xsk_rx_dropped_total", "Frames the kernel dropped before the AF_XDP RX ring (XDP_STATISTICS rx_dropped), summed over queues.", "port")
+	portXSKRxFull   = newDesc("port_xsk_rx_ring_full_total", "Times the AF_XDP RX ring was full (rx_ring_full), summed over queues.", "port")
+	portXSKFillEmpt = newDesc("port_xsk_fill_ring_empty_total", "Times the AF_XDP fill ring was empty (rx_fill_ring_empty_descs), summed over queues.", "port")
+	portXSKTxInval  = newDesc("port_xsk_tx_invalid_total", "Invalid TX descriptors the kernel rejected (tx_invalid_descs), summed over queues.", "port")
+
+	workerRxPackets = newDesc("worker_rx_packets_total", "Frames the worker took from its RX queues.", "worker")
+	workerTxPackets = newDesc("worker_tx_packets_total", "Frames the worker transmitted.", "worker")
+	workerForwarded = newDesc("worker_forwarded_total", "Frames the worker forwarded to one port.", "worker")
+	workerFlooded   = newDesc("worker_flooded_total", "Frames the worker flooded to every port of the VLAN.", "worker")
+	workerReplied   = newDesc("worker_replied_total", "Frames the worker answered itself (ARP, ND, DNS).", "worker")
+	workerDrops     = newDesc("worker_drops_total", "Frames the worker dropped, by reason.", "worker", "reason")
+	workerPolls     = newDesc("worker_polls_total", "Poll loop iterations of the worker.", "worker")
+	workerBusy      = newDesc("worker_busy_ratio", "Share of the last sampling interval the worker spent on frames (0..1).", "worker")
+
+	fdbEntries = newDesc("fdb_entries", "Entries in the L2 forwarding database.")
+	ports      = newDesc("ports", "Configured ports.")
+	workers    = newDesc("workers", "Poll-mode workers.")
+	generation = newDesc("config_generation", "Configuration generation; bumps on every change.")
+	buildInfo  = newDesc("build_info", "Always 1; the labels say which build runs.", "version")
+
+	allDescs = []*prometheus.Desc{
+		portRxPackets, portRxBytes, portTxPackets, portTxBytes, portDrops,
+		portXSKRxDrop, portXSKRxFull, portXSKFillEmpt, portXSKTxInval,
+		workerRxPackets, workerTxPackets, workerForwarded, workerFlooded, workerReplied,
+		workerDrops, workerPolls, workerBusy,
+		fdbEntries, ports, workers, generation, buildInfo,
+	}
+)
+
+// Collector is a prometheus.Collector that reads ctl.Status and ctl.Stats
+// on every scrape and exports them as the vswitch_* metrics.
+type Collector struct {
+	ctl vswitch.Control
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a collector for ctl.
+func NewCollector(ctl vswitch.Control) *Collector { return &Collector{ctl: ctl} }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.ctl.Status()
+	stats := c.ctl.Stats()
+
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+
+	gauge(fdbEntries, float64(st.FDBEntries))
+	gauge(ports, float64(st.Ports))
+	gauge(workers, float64(st.Workers))
+	gauge(generation, float64(st.Generation))
+	gauge(buildInfo, 1, vswitch.Version)
+
+	for _, p := range stats.Ports {
+		counter(portRxPackets, p.RxPackets, p.Name)
+		counter(portRxBytes, p.RxBytes, p.Name)
+		counter(portTxPackets, p.TxPackets, p.Name)
+		counter(portTxBytes, p.TxBytes, p.Name)
+		for reason, n := range dropsByReason(p.Drops, p.DropsBy) {
+			counter(portDrops, n, p.Name, reason)
+		}
+		counter(portXSKRxDrop, p.XSKRxDropped, p.Name)
+		counter(portXSKRxFull, p.XSKRxRingFull, p.Name)
+		counter(portXSKFillEmpt, p.XSKFillRingEmpty, p.Name)
+		counter(portXSKTxInval, p.XSKTxInvalid, p.Name)
+	}
+	for _, w := range stats.Workers {
+		id := strconv.Itoa(w.ID)
+		counter(workerRxPackets, w.RxPackets, id)
+		counter(workerTxPackets, w.TxPackets, id)
+		counter(workerForwarded, w.Forwarded, id)
+		counter(workerFlooded, w.Flooded, id)
+		counter(workerReplied, w.Replied, id)
+		for reason, n := range dropsByReason(w.Drops, w.DropsBy) {
+			counter(workerDrops, n, id, reason)
+		}
+		counter(workerPolls, w.Polls, id)
+		gauge(workerBusy, w.BusyPct/100, id)
+	}
+}
+
+// dropsByReason returns the per-reason counts, with whatever the total
+// holds beyond them under "other", so sum(drops_total) equals the total
+// that `vswitchctl stats` shows.
+func dropsByReason(total uint64, by map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(by)+1)
+	var named uint64
+	for reason, n := range by {
+		out[reason] += n
+		named += n
+	}
+	if total > named {
+		out[otherReason] += total - named
+	}
+	return out
+}
