@@ -178,12 +178,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 // transportError says plainly when the daemon could not be reached at all,
 // which is by far the most common failure of a CLI call.
 func (c *Client) transportError(method, path string, err error) error {
+	// The *net.OpError says what failed ("dial unix PATH: connect: ...");
+	// the *url.Error around it only adds the made-up URL.
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		if errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("%w at %s: permission denied: run as root or as a member of the socket's group (%w)", ErrUnreachable, c.socketPath, err)
+		if errors.Is(op, fs.ErrPermission) {
+			return fmt.Errorf("%w at %s: permission denied: run as root or as a member of the socket's group (%w)", ErrUnreachable, c.socketPath, op)
 		}
-		return fmt.Errorf("%w at %s: is it running? (%w)", ErrUnreachable, c.socketPath, err)
+		return fmt.Errorf("%w at %s: is it running? (%w)", ErrUnreachable, c.socketPath, op)
 	}
 	return fmt.Errorf("%s %s: %w", method, path, err)
 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	vswitch "github.com/vswitch/vswitch/switch"
+)
+
+func newPortCmd(o *options) *cobra.Command {
+	cmd := newGroupCmd("port", "List, add and delete ports")
+	cmd.AddCommand(newPortListCmd(o), newPortAddCmd(o), newPortDelCmd(o))
+	return cmd
+}
+
+func newPortListCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls", "show"},
+		Short:   "List the ports",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl := o.client()
+			defer cl.Close()
+			ports, err := cl.Ports(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.output == outputJSON {
+				return printJSON(o.out, ports)
+			}
+			return printPorts(o, ports)
+		},
+	}
+}
+
+func printPorts(o *options, ports []vswitch.PortInfo) error {
+	t := newTable(o.out, "NAME", "INTERFACE", "IFINDEX", "MAC", "STATE", "XDP", "BIND", "QUEUES", "WORKERS", "VLAN")
+	for _, p := range ports {
+		t.row(p.Name, p.Interface, p.Ifindex, dash(p.MAC), dash(p.State), dash(p.XDPMode), dash(p.BindMode),
+			joinInts(p.Queues), joinInts(p.Worker), vlanString(p.VLAN))
+	}
+	return t.flush()
+}
+
+// vlanString renders a port's VLAN mode in one cell.
+func vlanString(v *vswitch.VLANSpec) string {
+	switch {
+	case v == nil:
+		return "-"
+	case v.Mode == "access":
+		return fmt.Sprintf("access %d", v.Tag)
+	default:
+		s := "trunk "
+		if len(v.Allowed) == 0 {
+			s += "all"
+		} else {
+			s += joinInts(v.Allowed)
+		}
+		if v.Native != 0 {
+			s += fmt.Sprintf(" native %d", v.Native)
+		}
+		return s
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// portAddFlags are the flags of `port add`, one per PortSpec field.
+type portAddFlags struct {
+	iface, xdpMode, bind, vlanMode string
+	queues                         int
+	vlanTag, vlanNative            uint16
+	vlanAllowed                    []uint
+}
+
+// fieldFlags names the flag that sets each PortSpec field, so a validation
+// error points at what the user typed.
+var fieldFlags = map[string]string{
+	"name":         "NAME",
+	"interface":    "--interface",
+	"xdp_mode":     "--xdp-mode",
+	"bind":         "--bind",
+	"queues":       "--queues",
+	"vlan":         "--vlan-mode",
+	"vlan.mode":    "--vlan-mode",
+	"vlan.tag":     "--vlan-tag",
+	"vlan.allowed": "--vlan-allowed",
+	"vlan.native":  "--vlan-native",
+}
+
+func newPortAddCmd(o *options) *cobra.Command {
+	var f portAddFlags
+	cmd := &cobra.Command{
+		Use:   "add NAME --interface IF",
+		Short: "Attach a network interface as a port",
+		Example: "  vswitchctl port add p1 --interface eth1\n" +
+			"  vswitchctl port add p2 --interface eth2 --vlan-mode access --vlan-tag 10\n" +
+			"  vswitchctl port add up --interface eth3 --vlan-mode trunk --vlan-allowed 10,20 --vlan-native 1",
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			spec, err := f.spec(cmd, a[0])
+			if err != nil {
+				return err
+			}
+			cl := o.client()
+			defer cl.Close()
+			info, err := cl.AddPort(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			if o.output == outputJSON {
+				return printJSON(o.out, info)
+			}
+			return printPorts(o, []vswitch.PortInfo{info})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.iface, "interface", "", "Linux network interface to attach (required)")
+	fl.StringVar(&f.xdpMode, "xdp-mode", "native", "XDP attach mode: native or skb")
+	fl.StringVar(&f.bind, "bind", "auto", "AF_XDP bind mode: auto, copy or zerocopy")
+	fl.IntVar(&f.queues, "queues", 0, "use the link's first N queues (0 = all)")
+	fl.StringVar(&f.vlanMode, "vlan-mode", "", "802.1Q mode: access or trunk (default: all VLANs, untagged in VLAN 0)")
+	fl.Uint16Var(&f.vlanTag, "vlan-tag", 0, "access VLAN (with --vlan-mode access)")
+	fl.UintSliceVar(&f.vlanAllowed, "vlan-allowed", nil, "VLANs a trunk carries, e.g. 10,20 (default all)")
+	fl.Uint16Var(&f.vlanNative, "vlan-native", 0, "VLAN of untagged frames on a trunk")
+	_ = cmd.RegisterFlagCompletionFunc("xdp-mode", choices("native", "skb"))
+	_ = cmd.RegisterFlagCompletionFunc("bind", choices("auto", "copy", "zerocopy"))
+	_ = cmd.RegisterFlagCompletionFunc("vlan-mode", choices("access", "trunk"))
+	_ = cmd.RegisterFlagCompletionFunc("interface", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		ifs, _ := net.Interfaces()
+		var names []string
+		for _, i := range ifs {
+			names = append(names, i.Name)
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// spec builds and checks the PortSpec locally, with the daemon's own
+// defaults and validation, so a typo fails before anything is sent and the
+// error names the flag.
+func (f *portAddFlags) spec(cmd *cobra.Command, name string) (vswitch.PortSpec, error) {
+	if f.iface == "" {
+		return vswitch.PortSpec{}, usageErrorf("required flag --interface not set")
+	}
+	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues}
+	fl := cmd.Flags()
+	if f.vlanMode == "" {
+		for _, n := range []string{"vlan-tag", "vlan-allowed", "vlan-native"} {
+			if fl.Changed(n) {
+				return spec, usageErrorf("--%s needs --vlan-mode access or trunk", n)
+			}
+		}
+	} else {
+		v := &vswitch.VLANSpec{Mode: f.vlanMode, Tag: f.vlanTag, Native: f.vlanNative}
+		for _, id := range f.vlanAllowed {
+			if id > 4094 {
+				return spec, usageErrorf("invalid --vlan-allowed: %d is not in 1..4094", id)
+			}
+			v.Allowed = append(v.Allowed, uint16(id))
+		}
+		spec.VLAN = v
+	}
+	spec.SetDefaults()
+	if err := spec.Validate(""); err != nil {
+		return spec, &usageError{fmt.Errorf("invalid %s: %w", flagOf(err), err)}
+	}
+	return spec, nil
+}
+
+// flagOf names the flag behind a validation error of a PortSpec.
+func flagOf(err error) string {
+	fe, ok := err.(*vswitch.FieldError)
+	if !ok {
+		return "port"
+	}
+	field, _, _ := strings.Cut(fe.Field, "[") // vlan.allowed[2] -> vlan.allowed
+	if f, ok := fieldFlags[field]; ok {
+		return f
+	}
+	return fe.Field
+}
+
+func newPortDelCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "del NAME",
+		Aliases: []string{"delete", "rm"},
+		Short:   "Delete a port",
+		Args:    args(cobra.ExactArgs(1)),
+		ValidArgsFunction: func(cmd *cobra.Command, a []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(a) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return portNames(cmd, o), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl := o.client()
+			defer cl.Close()
+			if err := cl.DelPort(cmd.Context(), a[0]); err != nil {
+				return err
+			}
+			if o.output == outputTable {
+				fmt.Fprintf(o.out, "deleted port %s\n", a[0])
+			}
+			return nil
+		},
+	}
+}
+
+// portNames asks the daemon for port names to complete; a daemon that is
+// down just completes nothing.
+func portNames(cmd *cobra.Command, o *options) []string {
+	cl := o.client()
+	defer cl.Close()
+	ports, err := cl.Ports(cmd.Context())
+	if err != nil {
+		return nil
+	}
+	names := make([]string, len(ports))
+	for i, p := range ports {
+		names[i] = p.Name
+	}
+	return names
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	vswitch "github.com/vswitch/vswitch/switch"
+)
+
+func newStatsCmd(o *options) *cobra.Command {
+	var port string
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show per-port and per-worker counters",
+		Long: "stats shows every counter of the switch: per port rx/tx frames, bytes and\n" +
+			"rates, drops by reason and the kernel's AF_XDP counters; per worker what it\n" +
+			"did with the frames, its drops by reason and how busy it is. With --port only\n" +
+			"that port's counters are shown.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl := o.client()
+			defer cl.Close()
+			st, err := cl.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if port != "" {
+				i := slices.IndexFunc(st.Ports, func(p vswitch.PortStats) bool { return p.Name == port })
+				if i < 0 {
+					return fmt.Errorf("show stats of port %q: %w", port, vswitch.ErrNotFound)
+				}
+				// Workers serve many ports, so their counters say nothing
+				// about this one; leave them out.
+				st.Ports, st.Workers = st.Ports[i:i+1], nil
+			}
+			if o.output == outputJSON {
+				return printJSON(o.out, st)
+			}
+			return printStats(o, st)
+		},
+	}
+	cmd.Flags().StringVar(&port, "port", "", "only this port's counters")
+	_ = cmd.RegisterFlagCompletionFunc("port", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		return portNames(cmd, o), cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func printStats(o *options, st vswitch.Stats) error {
+	t := newTable(o.out, "PORT", "RX-PKTS", "RX-BYTES", "RX-PPS", "TX-PKTS", "TX-BYTES", "TX-PPS", "DROPS")
+	for _, p := range st.Ports {
+		t.row(p.Name, p.RxPackets, p.RxBytes, rate(p.RxPPS), p.TxPackets, p.TxBytes, rate(p.TxPPS), p.Drops)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+
+	if len(st.Ports) > 0 {
+		fmt.Fprintln(o.out)
+		t = newTable(o.out, "PORT", "XSK-RX-DROPPED", "XSK-RX-RING-FULL", "XSK-FILL-RING-EMPTY", "XSK-TX-INVALID")
+		for _, p := range st.Ports {
+			t.row(p.Name, p.XSKRxDropped, p.XSKRxRingFull, p.XSKFillRingEmpty, p.XSKTxInvalid)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+
+	if len(st.Workers) > 0 {
+		fmt.Fprintln(o.out)
+		t = newTable(o.out, "WORKER", "CPU", "RX-PKTS", "TX-PKTS", "FORWARDED", "FLOODED", "REPLIED", "DROPS", "POLLS", "BUSY%", "RX-PPS", "TX-PPS")
+		for _, w := range st.Workers {
+			cpu := "-"
+			if w.CPU >= 0 {
+				cpu = strconv.Itoa(w.CPU)
+			}
+			t.row(w.ID, cpu, w.RxPackets, w.TxPackets, w.Forwarded, w.Flooded, w.Replied, w.Drops, w.Polls,
+				strconv.FormatFloat(w.BusyPct, 'f', 1, 64), rate(w.RxPPS), rate(w.TxPPS))
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+
+	// Drops by reason only where there are any: a healthy switch shows none.
+	type dropRow struct {
+		where  string
+		reason string
+		n      uint64
+	}
+	var drops []dropRow
+	for _, p := range st.Ports {
+		for _, r := range slices.Sorted(maps.Keys(p.DropsBy)) {
+			drops = append(drops, dropRow{"port " + p.Name, r, p.DropsBy[r]})
+		}
+	}
+	for _, w := range st.Workers {
+		for _, r := range slices.Sorted(maps.Keys(w.DropsBy)) {
+			drops = append(drops, dropRow{"worker " + strconv.Itoa(w.ID), r, w.DropsBy[r]})
+		}
+	}
+	if len(drops) > 0 {
+		fmt.Fprintln(o.out)
+		t = newTable(o.out, "DROPS-AT", "REASON", "COUNT")
+		for _, d := range drops {
+			t.row(d.where, d.reason, d.n)
+		}
+		return t.flush()
+	}
+	return nil
+}
