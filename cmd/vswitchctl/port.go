@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -180,8 +181,8 @@ func (f *portAddFlags) spec(cmd *cobra.Command, name string) (vswitch.PortSpec, 
 
 // flagOf names the flag behind a validation error of a PortSpec.
 func flagOf(err error) string {
-	fe, ok := err.(*vswitch.FieldError)
-	if !ok {
+	var fe *vswitch.FieldError
+	if !errors.As(err, &fe) {
 		return "port"
 	}
 	field, _, _ := strings.Cut(fe.Field, "[") // vlan.allowed[2] -> vlan.allowed
