@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// VswitchdConfig is the daemon config the harness writes: one busy-polling
+// worker pinned to the switch core, one port per root-side veth.
+type VswitchdConfig struct {
+	APISocket string
+	StateFile string
+	WorkerCPU int
+	PollMode  string
+	Ports     []VswitchdPort
+}
+
+// VswitchdPort is one port line of the config.
+type VswitchdPort struct{ Name, Interface string }
+
+// Render returns the YAML text. Strings are quoted with strconv.Quote, which
+// is valid YAML double-quoted scalar syntax for the ASCII names used here.
+func (c VswitchdConfig) Render() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# written by bench/vsbench for one benchmark run\n")
+	fmt.Fprintf(&b, "api_socket: %s\n", strconv.Quote(c.APISocket))
+	fmt.Fprintf(&b, "state_file: %s\n", strconv.Quote(c.StateFile))
+	fmt.Fprintf(&b, "workers:\n  count: 1\n  cpus: [%d]\n  poll_mode: %s\n", c.WorkerCPU, c.PollMode)
+	fmt.Fprintf(&b, "ports:\n")
+	for _, p := range c.Ports {
+		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n", strconv.Quote(p.Name), strconv.Quote(p.Interface))
+	}
+	return b.Bytes()
+}
+
+// vswitchdSwitch runs the real daemon as the switch under test.
+type vswitchdSwitch struct {
+	bin          string
+	cpu          int
+	pinAll       bool
+	readyTimeout time.Duration
+	log          io.Writer
+
+	dir     string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+	failed  bool // keep the temp dir (config, log) for a post-mortem
+}
+
+func (v *vswitchdSwitch) Note() string {
+	n := fmt.Sprintf("AF_XDP, 1 busy-poll worker on cpu %d", v.cpu)
+	if v.pinAll {
+		n += ", whole process pinned"
+	}
+	return n
+}
+
+func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
+	daemon, err := binPath(v.bin, "vswitchd")
+	if err != nil {
+		return err
+	}
+	ctl, err := binPath(v.bin, "vswitchctl")
+	if err != nil {
+		return err
+	}
+	if v.dir, err = os.MkdirTemp("", "vsb-"); err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	sock := filepath.Join(v.dir, "vswitchd.sock")
+	cfg := VswitchdConfig{
+		APISocket: sock,
+		StateFile: filepath.Join(v.dir, "state.json"),
+		WorkerCPU: v.cpu,
+		PollMode:  "busy",
+		Ports:     []VswitchdPort{{"p0", t.P0}, {"p1", t.P1}},
+	}
+	cfgPath := filepath.Join(v.dir, "vswitchd.yaml")
+	if err := os.WriteFile(cfgPath, cfg.Render(), 0o644); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	v.logPath = filepath.Join(v.dir, "vswitchd.log")
+	logf, err := os.Create(v.logPath)
+	if err != nil {
+		return fmt.Errorf("create log: %w", err)
+	}
+	defer logf.Close() // the child holds its own copy
+	v.cmd = exec.Command(daemon, "--config", cfgPath)
+	v.cmd.Stdout, v.cmd.Stderr = logf, logf
+	// Own process group: a terminal ^C reaches only the harness, which then
+	// stops the daemon itself (by PID) after the current step. Parent-death
+	// signal: a harness killed with SIGKILL does not leave it running.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cpu := -1
+	if v.pinAll {
+		cpu = v.cpu
+	}
+	if err := startPinned(v.cmd, cpu); err != nil {
+		if v.cmd.Process != nil {
+			v.cmd.Process.Kill()
+			v.cmd.Wait()
+		}
+		v.cmd = nil
+		return fmt.Errorf("start vswitchd: %w", err)
+	}
+	v.done = make(chan struct{})
+	go func() {
+		v.waitErr = v.cmd.Wait()
+		close(v.done)
+	}()
+	fmt.Fprintf(v.log, "  vswitchd pid %d, config %s, log %s\n", v.cmd.Process.Pid, cfgPath, v.logPath)
+	return v.waitReady(ctx, ctl, sock)
+}
+
+// waitReady polls "vswitchctl status" until it succeeds, the daemon exits,
+// or the deadline passes.
+func (v *vswitchdSwitch) waitReady(ctx context.Context, ctl, sock string) error {
+	ctx, cancel := context.WithTimeout(ctx, v.readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		out, err := exec.CommandContext(cctx, ctl, "--socket", sock, "status").CombinedOutput()
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		last = fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out)))
+		select {
+		case <-v.done:
+			v.failed = true
+			return fmt.Errorf("vswitchd exited before ready (%v); log: %s", v.waitErr, v.logTail())
+		case <-ctx.Done():
+			v.failed = true
+			return fmt.Errorf("vswitchd not ready after %s: last vswitchctl status: %s; log: %s",
+				v.readyTimeout, last, v.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+func (v *vswitchdSwitch) Alive() error {
+	if v.done == nil {
+		return errors.New("vswitchd not started")
+	}
+	select {
+	case <-v.done:
+		v.failed = true
+		return fmt.Errorf("vswitchd exited during the run (%v); log: %s", v.waitErr, v.logTail())
+	default:
+		return nil
+	}
+}
+
+// Stop sends SIGTERM by PID, waits, and escalates to SIGKILL after 10 s.
+// A non-clean exit is an error: the daemon must shut down cleanly.
+func (v *vswitchdSwitch) Stop() error {
+	var err error
+	if v.cmd != nil && v.done != nil {
+		select {
+		case <-v.done:
+			err = fmt.Errorf("vswitchd had already exited: %v", v.waitErr)
+		default:
+			v.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-v.done:
+				if v.waitErr != nil {
+					err = fmt.Errorf("vswitchd exit after SIGTERM: %w; log: %s", v.waitErr, v.logTail())
+				}
+			case <-time.After(10 * time.Second):
+				v.cmd.Process.Kill()
+				<-v.done
+				err = fmt.Errorf("vswitchd ignored SIGTERM for 10 s, killed; log: %s", v.logTail())
+			}
+		}
+	}
+	v.cmd, v.done = nil, nil
+	if v.dir != "" {
+		if err != nil || v.failed {
+			fmt.Fprintf(v.log, "  vswitchd config and log kept in %s\n", v.dir)
+		} else {
+			os.RemoveAll(v.dir)
+		}
+		v.dir = ""
+	}
+	return err
+}
+
+// logTail returns the last lines of the daemon's log for error messages.
+func (v *vswitchdSwitch) logTail() string {
+	data, err := os.ReadFile(v.logPath)
+	if err != nil {
+		return "(no log)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	s := strings.Join(lines, " | ")
+	if s == "" {
+		return "(empty)"
+	}
+	return s
+}
