@@ -56,9 +56,9 @@ type PortInfo struct {
 	Index    int    `json:"index"`
 	Ifindex  int    `json:"ifindex"`
 	MAC      string `json:"mac"`
-	Queues   []int  `json:"queues"`
+	Queues   []int  `json:"queue_ids"`
 	BindMode string `json:"bind_mode"` // copy or zerocopy, as the kernel accepted
-	XDPMode  string `json:"xdp_mode"`  // native or skb
+	XDPMode  string `json:"attached_xdp_mode"` // native or skb
 	Worker   []int  `json:"workers"`   // worker owning each queue
 	State    string `json:"state"`     // up or down
 }
