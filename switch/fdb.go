@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/vswitch/vswitch/pipeline"
@@ -13,6 +14,12 @@ import (
 // writers (learning on a worker, aging and flushing on the control
 // goroutine) race only on the same slot, where the last store wins and a
 // lost update is re-learned from the next frame.
+//
+// A writer owns a slot while it changes the value: it swaps the key for
+// fdbKeyBusy, stores the value, then publishes the key. A reader loads the
+// key, the value, and the key again; if the key changed, the slot went to
+// another key meanwhile and the reader reports a miss, never that key's
+// port.
 //
 // Key word: 1<<63 | vlan<<48 | mac (0 = empty slot).
 // Value word: seen(seconds, 32 bits)<<32 | static<<16 | port(16 bits).
@@ -73,7 +80,14 @@ func (f *FDB) lookup(key uint64) (port uint16, ok bool) {
 	b := f.bucket(key)
 	for i := range b.keys {
 		if b.keys[i].Load() == key {
-			return uint16(b.vals[i].Load()), true
+			v := b.vals[i].Load()
+			// Aging, a flush or an eviction may have given the slot to
+			// another key between the two loads, and v may be that key's
+			// port. A miss floods; a wrong port misdelivers.
+			if b.keys[i].Load() != key {
+				return 0, false
+			}
+			return uint16(v), true
 		}
 	}
 	return 0, false
@@ -84,38 +98,26 @@ func (f *FDB) lookup(key uint64) (port uint16, ok bool) {
 func (f *FDB) learn(key uint64, port uint16, now uint32) (moved bool) {
 	b := f.bucket(key)
 	val := uint64(now)<<32 | uint64(port)
-	free := -1
+	free, busy := -1, false
 	for i := range b.keys {
-		k := b.keys[i].Load()
-		if k == key {
-			old := b.vals[i].Load()
-			if old&fdbValStatic != 0 {
-				return false // static entries are never moved by traffic
-			}
-			if old == val {
-				return false
-			}
-			b.vals[i].Store(val)
-			if uint16(old) != port {
-				f.moves.Add(1)
-				return true
-			}
-			return false
-		}
-		if k == 0 && free < 0 {
+		switch k := b.keys[i].Load(); {
+		case k == key:
+			return f.refresh(b, i, key, val)
+		case k == 0 && free < 0:
 			free = i
+		case k == fdbKeyBusy:
+			busy = true
 		}
 	}
+	if busy {
+		// The busy slot may be this key, being refreshed by another
+		// worker; inserting it now could store it twice.
+		return false // lost the race; the next frame learns again
+	}
+	victim := uint64(0)
 	if free < 0 {
 		// Bucket full: replace the least recently seen learned entry.
-		oldest := uint32(^uint32(0))
-		for i := range b.vals {
-			v := b.vals[i].Load()
-			if v&fdbValStatic == 0 && uint32(v>>32) < oldest {
-				oldest, free = uint32(v>>32), i
-			}
-		}
-		if free < 0 {
+		if free, victim = b.oldestLearned(); free < 0 {
 			f.full.Add(1)
 			return false
 		}
@@ -123,13 +125,65 @@ func (f *FDB) learn(key uint64, port uint16, now uint32) (moved bool) {
 	// Claim the slot with a busy marker, write the value, then publish the
 	// key: a reader never sees this key with another key's value, and two
 	// writers never share the slot.
-	k := b.keys[free].Load()
-	if k == fdbKeyBusy || !b.keys[free].CompareAndSwap(k, fdbKeyBusy) {
+	if !b.claim(free, victim) {
 		return false // lost the race; the next frame learns again
 	}
 	b.vals[free].Store(val)
 	b.keys[free].Store(key)
 	return false
+}
+
+// refresh stores val for key, found in slot i. Static entries keep their
+// value: traffic never moves them.
+func (f *FDB) refresh(b *fdbBucket, i int, key, val uint64) (moved bool) {
+	old := b.vals[i].Load()
+	if old&fdbValStatic != 0 || old == val {
+		return false
+	}
+	// Own the slot while the value changes: aging, a flush or another
+	// worker may hand it to another key at any moment, and a plain store
+	// would then give that key this port.
+	if !b.keys[i].CompareAndSwap(key, fdbKeyBusy) {
+		return false // lost the race; the next frame learns again
+	}
+	old = b.vals[i].Load()
+	if old&fdbValStatic == 0 {
+		b.vals[i].Store(val)
+	}
+	b.keys[i].Store(key)
+	if old&fdbValStatic == 0 && uint16(old) != uint16(val) {
+		f.moves.Add(1)
+		return true
+	}
+	return false
+}
+
+// oldestLearned returns the slot of the least recently seen learned entry
+// and its key, or -1 when every entry is static.
+func (b *fdbBucket) oldestLearned() (slot int, key uint64) {
+	slot = -1
+	oldest := ^uint32(0)
+	for i := range b.keys {
+		k, v := b.keys[i].Load(), b.vals[i].Load()
+		if k&fdbKeyValid != 0 && v&fdbValStatic == 0 && uint32(v>>32) < oldest {
+			oldest, slot, key = uint32(v>>32), i, k
+		}
+	}
+	return slot, key
+}
+
+// claim marks slot i busy if it still holds want (0: empty). A learned
+// entry chosen for replacement may have turned static meanwhile; claim
+// then gives the slot back and fails.
+func (b *fdbBucket) claim(i int, want uint64) bool {
+	if !b.keys[i].CompareAndSwap(want, fdbKeyBusy) {
+		return false
+	}
+	if want != 0 && b.vals[i].Load()&fdbValStatic != 0 {
+		b.keys[i].Store(want)
+		return false
+	}
+	return true
 }
 
 // Lookup returns the port a MAC is on in a VLAN.
@@ -142,20 +196,48 @@ func (f *FDB) Learn(mac pipeline.MAC, vlan, port uint16, now uint32) bool {
 	return f.learn(fdbKey(mac, vlan), port, now)
 }
 
-// AddStatic installs a static entry that traffic never moves and aging never removes.
+// AddStatic installs a static entry that traffic never moves and aging
+// never removes. A learned entry of the MAC becomes static in place; in a
+// full bucket the static entry replaces the least recently seen learned
+// one. It reports false when the bucket holds only static entries.
 func (f *FDB) AddStatic(mac pipeline.MAC, vlan, port uint16) bool {
 	key := fdbKey(mac, vlan)
 	b := f.bucket(key)
 	val := fdbValStatic | uint64(port)
-	for i := range b.keys {
-		k := b.keys[i].Load()
-		if k == key || k == 0 && b.keys[i].CompareAndSwap(0, fdbKeyBusy) {
-			b.vals[i].Store(val)
-			b.keys[i].Store(key)
-			return true
+	// Learners only hold a slot for a few instructions; retry the scan
+	// when one of them wins a slot first.
+	for {
+		slot, want := -1, uint64(0)
+		for i := range b.keys {
+			k := b.keys[i].Load()
+			if k == key || k == fdbKeyBusy {
+				slot, want = i, k
+				break
+			}
+			if k == 0 && slot < 0 {
+				slot = i
+			}
 		}
+		switch {
+		case want == fdbKeyBusy:
+			runtime.Gosched()
+			continue
+		case slot < 0:
+			if slot, want = b.oldestLearned(); slot < 0 {
+				return false
+			}
+		}
+		if want == key {
+			if !b.keys[slot].CompareAndSwap(key, fdbKeyBusy) {
+				continue
+			}
+		} else if !b.claim(slot, want) {
+			continue
+		}
+		b.vals[slot].Store(val)
+		b.keys[slot].Store(key)
+		return true
 	}
-	return false
 }
 
 // FDBRecord is one entry as the control plane sees it.
@@ -177,6 +259,9 @@ func (f *FDB) Walk(fn func(FDBRecord)) {
 				continue
 			}
 			v := b.vals[i].Load()
+			if b.keys[i].Load() != k {
+				continue // reused meanwhile: v may belong to another key
+			}
 			var r FDBRecord
 			for j := 0; j < 6; j++ {
 				r.MAC[j] = byte(k >> (40 - 8*j))
@@ -219,6 +304,12 @@ func (f *FDB) remove(match func(v uint64) bool) int {
 		b := &f.buckets[bi]
 		for i := range b.keys {
 			k := b.keys[i].Load()
+			for k == fdbKeyBusy {
+				// A learner holds the slot for a few instructions. Wait,
+				// so that FlushPort never misses an entry being refreshed.
+				runtime.Gosched()
+				k = b.keys[i].Load()
+			}
 			if k&fdbKeyValid == 0 || !match(b.vals[i].Load()) {
 				continue
 			}
