@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -116,7 +117,8 @@ func ParseConfig(data []byte) (*Config, error) {
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
-		if err := dec.Decode(c); err != nil {
+		// io.EOF: no document at all, only comments; that is the defaults.
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("parse config: %w", err)
 		}
 	}
