@@ -23,7 +23,7 @@ const (
 	DropTxFull                    // output TX ring full
 	DropNoFrame                   // no free frame to copy into
 	DropTooBig                    // frame larger than the output port's frame size
-	DropUnknownPort               // output port index not in the registry
+	DropUnknownPort               // input or output port index not in the registry
 	DropBadIPv6Header             // IPv6 version field is not 6
 	NumDropReasons
 )

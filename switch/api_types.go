@@ -57,10 +57,10 @@ type PortInfo struct {
 	Ifindex  int    `json:"ifindex"`
 	MAC      string `json:"mac"`
 	Queues   []int  `json:"queue_ids"`
-	BindMode string `json:"bind_mode"` // copy or zerocopy, as the kernel accepted
+	BindMode string `json:"bind_mode"`         // copy or zerocopy, as the kernel accepted
 	XDPMode  string `json:"attached_xdp_mode"` // native or skb
-	Worker   []int  `json:"workers"`   // worker owning each queue
-	State    string `json:"state"`     // up or down
+	Worker   []int  `json:"workers"`           // worker owning each queue
+	State    string `json:"state"`             // up or down
 }
 
 // FDBEntry is one learned or static MAC address.

@@ -28,11 +28,12 @@ func loadState(path string) (*state, error) {
 	if err := json.Unmarshal(data, st); err != nil {
 		return nil, fmt.Errorf("parse state %s: %w", path, err)
 	}
-	for i := range st.Ports {
-		st.Ports[i].SetDefaults()
-		if err := st.Ports[i].Validate(fmt.Sprintf("state %s: ports[%d]", path, i)); err != nil {
-			return nil, err
-		}
+	// The state file is checked like a config file: every port valid, no
+	// name or interface twice.
+	c := &Config{Ports: st.Ports}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	return st, nil
 }

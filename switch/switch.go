@@ -353,4 +353,3 @@ func (sw *Switch) FDB() []FDBEntry {
 
 // FlushFDB implements Control.
 func (sw *Switch) FlushFDB() int { return sw.fdb.Flush(false) }
-

@@ -8,11 +8,11 @@ import "github.com/vswitch/vswitch/pipeline"
 // frames in their own VLAN, so plain switching and trunking both work out
 // of the box.
 type vlanPolicy struct {
-	mode    uint8 // vlanNone, vlanAccess, vlanTrunk
-	tag     uint16
-	native  uint16
+	mode     uint8 // vlanNone, vlanAccess, vlanTrunk
+	tag      uint16
+	native   uint16
 	allowAll bool
-	allowed [64]uint64 // bitmap of VLAN IDs a trunk carries tagged
+	allowed  [64]uint64 // bitmap of VLAN IDs a trunk carries tagged
 }
 
 const (

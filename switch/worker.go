@@ -49,8 +49,8 @@ type Worker struct {
 	txSock   [MaxPorts]*xsk.Socket // this worker's TX queue on each port, if any
 	dirty    []uint16              // output ports with unflushed TX this batch
 	isDirty  [MaxPorts]bool
-	inbound  []*handoff            // from every other worker
-	outbound []*handoff            // to every other worker, by worker id
+	inbound  []*handoff // from every other worker
+	outbound []*handoff // to every other worker, by worker id
 	pollMode string
 	spins    int
 
@@ -63,9 +63,9 @@ type Worker struct {
 	ctr  workerCounters
 	port [MaxPorts]portCounters
 	// Scratch per-batch TX counts by output port.
-	txN     [MaxPorts]uint32
-	txBytes [MaxPorts]uint64
-	txPorts []uint16
+	txN      [MaxPorts]uint32
+	txBytes  [MaxPorts]uint64
+	txPorts  []uint16
 	umemLost uint64
 	log      *zap.Logger
 }
@@ -343,7 +343,9 @@ func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uin
 		w.umem.Put(addr)
 		return
 	}
-	tagged := p.Flags&pipeline.FlagVLAN != 0 && vlanIDOf(data) != 0
+	// A priority tag (VID 0) is still a tag in the frame: retag or pop it,
+	// never push a second one in front of it.
+	tagged := p.Flags&pipeline.FlagVLAN != 0
 	switch {
 	case wantTag && !tagged:
 		var ok bool
@@ -439,6 +441,7 @@ func (w *Worker) drainHandoff(h *handoff) int {
 	return n
 }
 
+// vlanIDOf returns the VID of the frame's 802.1Q tag (0 if it has none).
 func vlanIDOf(data []byte) uint16 {
 	if len(data) < 18 || data[12] != 0x81 || data[13] != 0x00 {
 		return 0
