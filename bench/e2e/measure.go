@@ -102,6 +102,14 @@ type CaseResult struct {
 	Reps     []Rep    `json:"reps"`
 	Error    string   `json:"error,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Diagnostics is the switch's own view after the repetitions (vswitchd:
+	// "vswitchctl stats", counters cumulative since the daemon started).
+	Diagnostics string `json:"diagnostics,omitempty"`
+}
+
+// diagnoser is a Switch that can describe its state (counters, drops).
+type diagnoser interface {
+	Diagnose(ctx context.Context) string
 }
 
 // Run sets up the topology, measures every case in o.Cases one after the
@@ -202,8 +210,21 @@ func runCase(ctx context.Context, o *Options, topo *Topology, name string) ([]Ca
 				break
 			}
 		}
+		if d, ok := sw.(diagnoser); ok && sw.Alive() == nil {
+			r.Diagnostics = d.Diagnose(ctx)
+			fmt.Fprintf(o.Log, "  %s %d B %d flows, switch counters:\n%s\n", r.Label, r.Size, r.Flows,
+				indent(r.Diagnostics, "    "))
+		}
 	}
 	return rs, nil
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func fmtCPU(b []float64) string {

@@ -52,6 +52,8 @@ type vswitchdSwitch struct {
 	log          io.Writer
 
 	dir     string
+	ctl     string
+	sock    string
 	logPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -80,6 +82,7 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	sock := filepath.Join(v.dir, "vswitchd.sock")
+	v.ctl, v.sock = ctl, sock
 	cfg := VswitchdConfig{
 		APISocket: sock,
 		StateFile: filepath.Join(v.dir, "state.json"),
@@ -151,6 +154,18 @@ func (v *vswitchdSwitch) waitReady(ctx context.Context, ctl, sock string) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// Diagnose returns "vswitchctl stats": per-port, XSK and worker counters
+// show where packets went when rx is low (e.g. fill-ring-empty drops).
+func (v *vswitchdSwitch) Diagnose(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, v.ctl, "--socket", v.sock, "stats").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("vswitchctl stats: %v: %s", err, out)
+	}
+	return string(out)
 }
 
 func (v *vswitchdSwitch) Alive() error {

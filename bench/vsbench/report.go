@@ -72,6 +72,12 @@ func (r *Report) Markdown() string {
 				b.WriteString("\nRatios of median rx:\n\n")
 				b.WriteString(t)
 			}
+			for _, c := range r.results {
+				if c.Diagnostics != "" {
+					fmt.Fprintf(&b, "\n%s %d B %d flows, switch counters after the repetitions:\n\n```\n%s\n```\n",
+						c.Label, c.Size, c.Flows, strings.TrimRight(c.Diagnostics, "\n"))
+				}
+			}
 		}
 	}
 	if r.Micro != nil {
