@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -92,5 +93,14 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatal("want error")
 			}
 		})
+	}
+}
+
+func TestProcessAlive(t *testing.T) {
+	if !processAlive(os.Getpid()) {
+		t.Fatal("own process reported dead")
+	}
+	if processAlive(1 << 30) { // above any pid_max
+		t.Fatal("impossible pid reported alive")
 	}
 }

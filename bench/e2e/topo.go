@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -319,11 +320,28 @@ func Leftovers() ([]string, error) {
 		if err != nil {
 			continue
 		}
-		if unix.Kill(int(pid), 0) == unix.ESRCH {
+		if !processAlive(int(pid)) {
 			out = append(out, name)
 		}
 	}
 	return out, nil
+}
+
+// processAlive reports whether pid exists and is not a zombie (a killed
+// harness stays a zombie until its parent reaps it).
+func processAlive(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
 
 // leftoverID extracts the run ID from a namespace name "vsb<ID>-src|-dst".
