@@ -111,7 +111,16 @@ type WorkerStats struct {
 	Drops     uint64            `json:"drops"`
 	DropsBy   map[string]uint64 `json:"drops_by_reason,omitempty"`
 	Polls     uint64            `json:"polls"`
-	BusyPct   float64           `json:"busy_pct"`
-	RxPPS     float64           `json:"rx_pps"`
-	TxPPS     float64           `json:"tx_pps"`
+	// Batches is the number of non-empty RX polls: RxPackets/Batches is
+	// the mean batch size.
+	Batches uint64 `json:"batches"`
+	// Kicks and KickErrors count TX sendto kicks and those that failed.
+	Kicks      uint64 `json:"kicks"`
+	KickErrors uint64 `json:"kick_errors"`
+	// FreeFrames is how many UMEM frames sat on the worker's free stack at
+	// its last housekeeping.
+	FreeFrames uint64  `json:"free_frames"`
+	BusyPct    float64 `json:"busy_pct"`
+	RxPPS      float64 `json:"rx_pps"`
+	TxPPS      float64 `json:"tx_pps"`
 }

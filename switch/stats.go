@@ -17,7 +17,6 @@ type rateSampler struct {
 	workerRx []uint64
 	workerTx []uint64
 	busy     []uint64
-	total    []uint64
 	// results
 	portRxPPS, portTxPPS     map[string]float64
 	workerRxPPS, workerTxPPS []float64
@@ -46,10 +45,8 @@ func (r *rateSampler) sample(sw *Switch) {
 		for i, w := range sw.workers {
 			r.workerRxPPS[i] = float64(st.Workers[i].RxPackets-r.workerRx[i]) / dt
 			r.workerTxPPS[i] = float64(st.Workers[i].TxPackets-r.workerTx[i]) / dt
-			b, t := w.ctr.busyNs.Load(), w.ctr.totalNs.Load()
-			if t > r.total[i] {
-				r.busyPct[i] = 100 * float64(b-r.busy[i]) / float64(t-r.total[i])
-			}
+			b := w.ctr.busyNs.Load()
+			r.busyPct[i] = min(100, 100*float64(b-r.busy[i])/float64(now.Sub(r.at)))
 		}
 	}
 	r.at = now
@@ -62,11 +59,10 @@ func (r *rateSampler) sample(sw *Switch) {
 	r.workerRx = make([]uint64, n)
 	r.workerTx = make([]uint64, n)
 	r.busy = make([]uint64, n)
-	r.total = make([]uint64, n)
 	for i, w := range sw.workers {
 		r.workerRx[i] = st.Workers[i].RxPackets
 		r.workerTx[i] = st.Workers[i].TxPackets
-		r.busy[i], r.total[i] = w.ctr.busyNs.Load(), w.ctr.totalNs.Load()
+		r.busy[i] = w.ctr.busyNs.Load()
 	}
 }
 
@@ -110,7 +106,8 @@ func (sw *Switch) rawStats() Stats {
 			ID: w.id, CPU: w.cpu, DropsBy: map[string]uint64{},
 			RxPackets: w.ctr.rx.Load(), TxPackets: w.ctr.tx.Load(),
 			Forwarded: w.ctr.forwarded.Load(), Flooded: w.ctr.flooded.Load(), Replied: w.ctr.replied.Load(),
-			Polls: w.ctr.polls.Load(),
+			Polls: w.ctr.polls.Load(), Batches: w.ctr.batches.Load(),
+			Kicks: w.ctr.kicks.Load(), KickErrors: w.ctr.kickErrors.Load(), FreeFrames: w.ctr.free.Load(),
 		}
 		for r := range w.ctr.drops {
 			if v := w.ctr.drops[r].Load(); v > 0 {
