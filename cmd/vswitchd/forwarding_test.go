@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,6 +29,18 @@ func TestForwarding(t *testing.T) {
 	t.Run("ping", func(t *testing.T) {
 		a.ns.PingOK(t, pings, b.ip)
 		b.ns.PingOK(t, pings, a.ip)
+	})
+	t.Run("ping6", func(t *testing.T) {
+		// IPv6 is off on test links to keep them quiet; this one turns it
+		// on for both hosts: neighbour discovery (multicast, flooded)
+		// and ICMPv6 through the switch.
+		for i, h := range []*host{a, b} {
+			h.link.EnableIPv6(t)
+			h.ns.AddAddr(t, h.link.Peer, fmt.Sprintf("fd00:210::%d/64", i+1))
+		}
+		a.ns.WaitPing(t, "fd00:210::2", firstPingTimeout)
+		a.ns.PingOK(t, pings, "fd00:210::2")
+		b.ns.PingOK(t, pings, "fd00:210::1")
 	})
 	t.Run("arping", func(t *testing.T) {
 		r := a.ns.Exec(20*time.Second, "arping", "-c", "2", "-w", "10", "-I", a.link.Peer, b.ip)

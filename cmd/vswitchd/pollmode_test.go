@@ -41,6 +41,10 @@ func idleCPU(t *testing.T, d *daemon, window time.Duration) float64 {
 	return float64(t1-t0) / clockTicks() / time.Since(start).Seconds()
 }
 
+// maxIdleCPU is the share of one core an idle adaptive or interrupt mode
+// daemon may use: half-way between blocking and spinning.
+const maxIdleCPU = 0.50
+
 // TestPollModes: forwarding works in every poll mode, and an idle
 // adaptive daemon blocks instead of spinning.
 func TestPollModes(t *testing.T) {
@@ -59,16 +63,17 @@ func TestPollModes(t *testing.T) {
 			a.ns.WaitPing(t, b.ip, firstPingTimeout)
 			a.ns.PingOK(t, 5, b.ip)
 			b.ns.PingOK(t, 5, a.ip)
-			if mode == vswitch.PollBusy {
-				return // spinning is its job
-			}
 			// A functional check that the workers block when idle, with a
-			// threshold loose enough for a shared machine: a spinning
-			// worker would use ~100% of a core.
+			// threshold loose enough for a shared VM: a spinning worker
+			// uses a whole core, as busy mode shows (86-100% measured;
+			// logged for calibration, not asserted: spinning is its job).
+			// Blocking ones measured 8-40%, most of it not vswitchd's: a
+			// bare Go program whose locked thread does nothing but
+			// poll(2) with a 200 ms timeout used 11-17% on the same VM.
 			cpu := idleCPU(t, d, 2*time.Second)
 			t.Logf("idle CPU in %s mode: %.1f%% of one core", mode, 100*cpu)
-			if cpu > 0.30 {
-				t.Errorf("idle vswitchd in %s mode used %.0f%% of a core over 2 s, want < 30%% (is it spinning?)", mode, 100*cpu)
+			if mode != vswitch.PollBusy && cpu > maxIdleCPU {
+				t.Errorf("idle vswitchd in %s mode used %.0f%% of a core over 2 s, want < %.0f%% (is it spinning?)", mode, 100*cpu, 100*maxIdleCPU)
 			}
 		})
 	}
