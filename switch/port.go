@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/asavie/xdp"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/switch/xsk"
@@ -43,9 +45,35 @@ func linkQueues(ifname string) (int, error) {
 	return len(m), nil
 }
 
+// detachXDP removes any XDP program from the interface in both native and
+// generic mode. A removal without mode flags only reaches the native slot
+// of a driver that has one, which would leave a generic program behind.
+func detachXDP(ifindex int) error {
+	link, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("detach xdp: %w", err)
+	}
+	var errs []error
+	for _, flags := range []int{unix.XDP_FLAGS_DRV_MODE, unix.XDP_FLAGS_SKB_MODE} {
+		if err := netlink.LinkSetXdpFdWithFlags(link, -1, flags); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("detach xdp: %w", err)
+	}
+	return nil
+}
+
 // attachProgram loads the XSKMAP redirect program and attaches it,
 // replacing any program a previous (killed) daemon left on the interface.
 func attachProgram(ifindex, queues int, mode string) (*xdp.Program, error) {
+	// Clear both modes first: the kernel refuses a native program while a
+	// generic one is attached (and the other way round), and asavie/xdp's
+	// own removal only clears the native slot.
+	if err := detachXDP(ifindex); err != nil {
+		return nil, err
+	}
 	prog, err := xdp.NewProgram(queues)
 	if err != nil {
 		return nil, fmt.Errorf("load xdp program: %w", err)

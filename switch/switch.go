@@ -1,6 +1,7 @@
 package vswitch
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/pipeline"
 	"github.com/vswitch/vswitch/switch/xsk"
@@ -36,6 +38,9 @@ type Switch struct {
 
 	rates rateSampler
 }
+
+// bindRetry bounds how long AddPort waits for the kernel to release a queue.
+const bindRetry = 3 * time.Second
 
 // New builds a switch from cfg and starts its workers; it adds no ports.
 func New(cfg *Config, log *zap.Logger) (*Switch, error) {
@@ -185,16 +190,25 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		w := sw.workers[q%len(sw.workers)]
 		var sock *xsk.Socket
 		var serr error
-		w.do(func(w *Worker) {
-			sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: 256})
-			if serr != nil {
-				return
+		// The kernel releases a queue some time after the previous socket
+		// on it closed (a port deleted and re-added, a daemon restarted),
+		// and answers EBUSY until then; retry briefly on the control path.
+		for deadline := time.Now().Add(bindRetry); ; {
+			w.do(func(w *Worker) {
+				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: 256})
+				if serr != nil {
+					return
+				}
+				w.rxq = append(w.rxq, &rxQueue{port: p.index, queue: q, sock: sock})
+				if w.txSock[p.index] == nil {
+					w.txSock[p.index] = sock
+				}
+			})
+			if !errors.Is(serr, unix.EBUSY) || time.Now().After(deadline) {
+				break
 			}
-			w.rxq = append(w.rxq, &rxQueue{port: p.index, queue: q, sock: sock})
-			if w.txSock[p.index] == nil {
-				w.txSock[p.index] = sock
-			}
-		})
+			time.Sleep(20 * time.Millisecond)
+		}
 		if serr != nil {
 			return fail(serr)
 		}
@@ -250,7 +264,7 @@ func (sw *Switch) DelPort(name string) error {
 // sockets on their workers and forgets its FDB entries.
 func (sw *Switch) teardown(p *afxdpPort) {
 	if p.prog != nil {
-		if err := p.prog.Detach(p.ifindex); err != nil {
+		if err := detachXDP(p.ifindex); err != nil {
 			sw.log.Warn("detach xdp program", zap.String("port", p.spec.Name), zap.Error(err))
 		}
 	}

@@ -86,9 +86,24 @@ func loadConfig(cmd *cobra.Command, o *options) (*vswitch.Config, error) {
 		cfg.LogLevel = o.logLevel
 	}
 	if err := cfg.Validate(); err != nil {
+		// A value that came from a flag is reported as that flag.
+		var fe *vswitch.FieldError
+		if errors.As(err, &fe) {
+			if flag, ok := flagOfField[fe.Field]; ok && f.Changed(flag) {
+				return nil, fmt.Errorf("invalid --%s: %w", flag, err)
+			}
+		}
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// flagOfField maps config fields to the flags that override them.
+var flagOfField = map[string]string{
+	"log_level":    "log-level",
+	"metrics_addr": "metrics-addr",
+	"api_socket":   "api-socket",
+	"state_file":   "state-file",
 }
 
 func newLogger(level string) (*zap.Logger, error) {
@@ -139,5 +154,5 @@ func run(cfg *vswitch.Config) error {
 
 	sig := <-sigs
 	log.Info("shutting down", zap.String("signal", sig.String()))
-	return errors.Join()
+	return nil
 }
