@@ -195,7 +195,7 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		// and answers EBUSY until then; retry briefly on the control path.
 		for deadline := time.Now().Add(bindRetry); ; {
 			w.do(func(w *Worker) {
-				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: 256})
+				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: 0})
 				if serr != nil {
 					return
 				}

@@ -30,7 +30,7 @@ type SocketConfig struct {
 }
 
 // DefaultRingSize is used for any ring size left zero.
-const DefaultRingSize = 1024
+const DefaultRingSize = 2048
 
 // Socket is one AF_XDP socket bound to one queue of one interface.
 type Socket struct {
@@ -43,6 +43,8 @@ type Socket struct {
 	ZeroCopy bool
 	// NeedWakeup says the kernel accepted XDP_USE_NEED_WAKEUP.
 	NeedWakeup bool
+
+	touch uint32 // keeps Receive's prefetching loads alive
 
 	// txOutstanding counts frames given to the TX ring and not yet completed.
 	txOutstanding int
@@ -229,6 +231,13 @@ func (s *Socket) Receive(descs []unix.XDPDesc) (n int, bad int) {
 		avail = uint32(len(descs))
 	}
 	cons := s.rx.cachedCons
+	// Touch one descriptor per cache line first, so the misses on lines
+	// the kernel just wrote on another core overlap.
+	var touch uint32
+	for i := uint32(0); i < avail; i += 4 {
+		touch ^= s.rx.descs[(cons+i)&s.rx.mask].Len
+	}
+	s.touch = touch
 	for i := uint32(0); i < avail; i++ {
 		d := s.rx.descs[cons&s.rx.mask]
 		cons++

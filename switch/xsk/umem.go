@@ -19,7 +19,7 @@ type UmemConfig struct {
 }
 
 // DefaultUmemConfig fits eight ports of 1024-entry rings per worker.
-var DefaultUmemConfig = UmemConfig{NumFrames: 16384, FrameSize: 2048}
+var DefaultUmemConfig = UmemConfig{NumFrames: 32768, FrameSize: 2048}
 
 // Umem is a packet buffer area registered with the kernel, plus the free
 // stack of frame addresses that are neither in a kernel ring nor held by the
