@@ -81,7 +81,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 			if src == dst {
 				continue
 			}
-			h := newHandoff(256)
+			h := newHandoff(1024)
 			src.outbound[dst.id] = h
 			dst.inbound = append(dst.inbound, h)
 		}
@@ -186,8 +186,16 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		sw.teardown(p)
 		return PortInfo{}, fmt.Errorf("add port %s: %w", spec.Name, err)
 	}
+	// Queues go round-robin over the workers, starting at the least loaded
+	// one, so single-queue ports spread over workers too.
+	first := 0
+	for i, w := range sw.workers {
+		if sw.queueCount(w.id) < sw.queueCount(first) {
+			first = i
+		}
+	}
 	for q := 0; q < nq; q++ {
-		w := sw.workers[q%len(sw.workers)]
+		w := sw.workers[(first+q)%len(sw.workers)]
 		var sock *xsk.Socket
 		var serr error
 		// The kernel releases a queue some time after the previous socket
@@ -233,6 +241,19 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		sw.log.Error("persist state", zap.Error(err))
 	}
 	return p.info(), nil
+}
+
+// queueCount is how many port queues worker i polls (control path).
+func (sw *Switch) queueCount(i int) int {
+	n := 0
+	for _, p := range sw.live {
+		for _, q := range p.queues {
+			if q.worker == i {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // publish installs a modified copy of the port table and bumps the generation.
