@@ -73,6 +73,7 @@ func (h *host) portConf(vlan string) portConf {
 // the test's temp dir.
 type daemonConf struct {
 	pollMode string
+	workers  int // 0 means 1
 	ports    []portConf
 	extra    string // appended verbatim
 }
@@ -115,7 +116,7 @@ func (d *daemon) writeConfig(t *testing.T, c daemonConf) {
 	fmt.Fprintf(&b, "api_socket: %s\n", strconv.Quote(d.socket))
 	fmt.Fprintf(&b, "state_file: %s\n", strconv.Quote(d.state))
 	fmt.Fprintf(&b, "log_level: info\n")
-	fmt.Fprintf(&b, "workers:\n  count: 1\n  poll_mode: %s\n", c.pollMode)
+	fmt.Fprintf(&b, "workers:\n  count: %d\n  poll_mode: %s\n", max(c.workers, 1), c.pollMode)
 	if len(c.ports) > 0 {
 		b.WriteString("ports:\n")
 	}
