@@ -48,6 +48,10 @@ type Socket struct {
 
 	// txOutstanding counts frames given to the TX ring and not yet completed.
 	txOutstanding int
+	// fillOutstanding counts frames given to the fill ring and not yet
+	// back through the RX ring: in the fill ring, or taken by the kernel
+	// (a zero-copy driver's RX ring, the copy-mode pool's free list).
+	fillOutstanding int
 
 	// Counters kept by the owning worker (single writer).
 	Kicks      uint64
@@ -212,11 +216,13 @@ func (s *Socket) Refill(n int) int {
 	}
 	s.fill.cachedProd = prod
 	s.fill.publishProd()
+	s.fillOutstanding += n
 	return n
 }
 
-// FillLevel is how many frames the kernel holds in the fill ring.
-func (s *Socket) FillLevel() int { return int(s.fill.cachedProd - s.fill.cachedCons) }
+// FillLevel is how many frames the kernel holds in the fill ring. It reads
+// the kernel's consumer index: the cached one lags until a Refill runs short.
+func (s *Socket) FillLevel() int { return int(s.fill.cachedProd - loadCons(&s.fill.ring)) }
 
 // Receive peeks up to len(descs) received descriptors into descs and
 // consumes them. The frames now belong to the caller, who must give each
@@ -250,6 +256,8 @@ func (s *Socket) Receive(descs []unix.XDPDesc) (n int, bad int) {
 	}
 	s.rx.cachedCons = cons
 	s.rx.publishCons()
+	// A bad descriptor's frame stays counted: its true address is unknown.
+	s.fillOutstanding -= n
 	return n, bad
 }
 
@@ -385,8 +393,11 @@ func (s *Socket) Close() (lost int) {
 	cons := atomicLoad(s.fill.consumer)
 	for c := cons; c != s.fill.cachedProd; c++ {
 		s.umem.Put(s.fill.addrs[c&s.fill.mask])
+		s.fillOutstanding--
 	}
-	lost = s.txOutstanding
+	// Lost: TX frames never completed, and frames the kernel took from the
+	// fill ring and never delivered.
+	lost = s.txOutstanding + s.fillOutstanding
 	if lost < 0 {
 		lost = 0
 	}
