@@ -137,8 +137,7 @@ func NewSocket(u *Umem, cfg SocketConfig) (*Socket, error) {
 	if err := s.bind(cfg, shared); err != nil {
 		return nil, err
 	}
-	// Give the kernel frames to receive into: half the UMEM's share for this
-	// socket, at most the fill ring's size.
+	// Give the kernel a full fill ring of frames to receive into.
 	s.Refill(int(cfg.FillSize))
 	if !shared {
 		u.owner = s

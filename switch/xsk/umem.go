@@ -27,7 +27,6 @@ var DefaultUmemConfig = UmemConfig{NumFrames: 32768, FrameSize: 2048}
 type Umem struct {
 	mem        []byte
 	frameSize  uint64
-	frameShift uint
 	numFrames  int
 	free       []uint64 // stack of free frame base addresses
 	HugeBacked bool
@@ -49,8 +48,6 @@ func NewUmem(cfg UmemConfig) (*Umem, error) {
 	}
 	size := cfg.NumFrames * cfg.FrameSize
 	u := &Umem{frameSize: uint64(cfg.FrameSize), numFrames: cfg.NumFrames}
-	for u.frameShift = 0; 1<<u.frameShift < cfg.FrameSize; u.frameShift++ {
-	}
 	var err error
 	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_POPULATE
 	if cfg.Hugepages {
