@@ -5,9 +5,12 @@ BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/vswitch/vswitch/switch.Version=$(VERSION)
 APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc
+# BENCH_APT_PKGS: DPDK testpmd with the net_af_xdp driver, the reference
+# AF_XDP switch of the e2e benchmark (case testpmd; not in bench-ci).
+BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-mempool-ring23
 FUZZTIME ?= 10s
 
-.PHONY: all deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-ci demo demo-stop clean
+.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-ci demo demo-stop clean
 
 all: build
 
@@ -49,10 +52,19 @@ test-priv: build
 bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./bench/ ./pipeline/ ./switch/
 
-bench-e2e: build
+# bench-deps installs the missing BENCH_APT_PKGS, like deps. After deps, so
+# that two apt-gets never run at once under make -j.
+bench-deps: deps
+	@missing=""; for p in $(BENCH_APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bench-e2e: deps bench-deps build
 	$(GO) run ./bench/vsbench e2e -bin $(CURDIR)/$(BIN)
 
-bench: build
+bench: deps bench-deps build
 	$(GO) run ./bench/vsbench all -bin $(CURDIR)/$(BIN) -out bench/results
 
 bench-ci: build

@@ -1,7 +1,8 @@
 // Package e2e is the end-to-end packet benchmark harness: a two-namespace
 // veth topology, an XDP live-frames generator, an XDP_DROP sink, the
-// reference switches (Linux bridge, XDP redirect) and vswitchd as the switch
-// under test, plus the aggregation and reporting of the measured rates.
+// reference switches (Linux bridge, XDP redirect, DPDK testpmd with
+// net_af_xdp) and vswitchd as the switch under test, plus the aggregation
+// and reporting of the measured rates.
 //
 // Method (same as the shared anchors, so numbers compare):
 //

@@ -24,7 +24,7 @@ type Options struct {
 	Reps     int
 	Duration time.Duration // per repetition
 	GenCPU   int           // generator core
-	SwCPU    int           // vswitchd worker core
+	SwCPU    int           // vswitchd worker / testpmd forwarding lcore core
 	// PinSwitch binds every vswitchd thread to SwCPU, as the anchors did for
 	// OVS/testpmd; otherwise only the worker is pinned (by its config).
 	PinSwitch bool

@@ -74,10 +74,12 @@ type Ratio struct {
 	Flows      int      `json:"flows"`
 	VsBridge   *float64 `json:"vswitchd_per_bridge,omitempty"`
 	VsRedirect *float64 `json:"vswitchd_per_xdp_redirect,omitempty"`
+	// VsTestpmd compares with the reference AF_XDP switch (DPDK testpmd).
+	VsTestpmd *float64 `json:"vswitchd_per_testpmd,omitempty"`
 }
 
-// Ratios computes vswitchd/bridge and vswitchd/xdp-redirect for every size
-// and flow count vswitchd was measured at.
+// Ratios computes vswitchd/bridge, vswitchd/xdp-redirect and
+// vswitchd/testpmd for every size and flow count vswitchd was measured at.
 func Ratios(rs []CaseResult) []Ratio {
 	median := func(c string, size, flows int) (float64, bool) {
 		for _, r := range rs {
@@ -101,6 +103,10 @@ func Ratios(rs []CaseResult) []Ratio {
 			if d, ok := median(CaseRedirect, r.Size, r.Flows); ok && d > 0 {
 				x := v / d
 				q.VsRedirect = &x
+			}
+			if p, ok := median(CaseTestpmd, r.Size, r.Flows); ok && p > 0 {
+				x := v / p
+				q.VsTestpmd = &x
 			}
 		}
 		out = append(out, q)
@@ -152,6 +158,8 @@ func MarkdownTable(rs []CaseResult, cores []int) string {
 }
 
 // MarkdownRatios renders the ratio table; empty if vswitchd was not measured.
+// The testpmd column is there only when some row has both measured (testpmd
+// is not in every run, e.g. not in ci).
 func MarkdownRatios(qs []Ratio) string {
 	if len(qs) == 0 {
 		return ""
@@ -162,10 +170,23 @@ func MarkdownRatios(qs []Ratio) string {
 		}
 		return fmt.Sprintf("%.2f", *p)
 	}
+	testpmd := slices.ContainsFunc(qs, func(q Ratio) bool { return q.VsTestpmd != nil })
 	var b strings.Builder
-	b.WriteString("| frame B | flows | vswitchd / linux-bridge | vswitchd / xdp-redirect |\n|---:|---:|---:|---:|\n")
+	b.WriteString("| frame B | flows | vswitchd / linux-bridge | vswitchd / xdp-redirect |")
+	if testpmd {
+		b.WriteString(" vswitchd / testpmd |")
+	}
+	b.WriteString("\n|---:|---:|---:|---:|")
+	if testpmd {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
 	for _, q := range qs {
-		fmt.Fprintf(&b, "| %d | %d | %s | %s |\n", q.Size, q.Flows, f(q.VsBridge), f(q.VsRedirect))
+		fmt.Fprintf(&b, "| %d | %d | %s | %s |", q.Size, q.Flows, f(q.VsBridge), f(q.VsRedirect))
+		if testpmd {
+			fmt.Fprintf(&b, " %s |", f(q.VsTestpmd))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

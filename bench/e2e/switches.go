@@ -30,13 +30,16 @@ const (
 	CaseBridge      = "bridge"
 	CaseRedirect    = "redirect"
 	CaseRedirectMap = "redirect-map"
+	CaseTestpmd     = "testpmd"
 	CaseVswitchd    = "vswitchd"
 )
 
-// AllCases lists every case; DefaultCases is what a full run measures.
+// AllCases lists every case; DefaultCases is what a full run measures;
+// CICases is the lean set of the ci mode (no DPDK needed on CI machines).
 var (
-	AllCases     = []string{CaseBridge, CaseRedirect, CaseRedirectMap, CaseVswitchd}
-	DefaultCases = []string{CaseBridge, CaseRedirect, CaseVswitchd}
+	AllCases     = []string{CaseBridge, CaseRedirect, CaseRedirectMap, CaseTestpmd, CaseVswitchd}
+	DefaultCases = []string{CaseBridge, CaseRedirect, CaseTestpmd, CaseVswitchd}
+	CICases      = []string{CaseBridge, CaseRedirect, CaseVswitchd}
 )
 
 // CaseLabel is the name a case has in tables (anchor naming).
@@ -48,6 +51,8 @@ func CaseLabel(c string) string {
 		return "xdp-redirect"
 	case CaseRedirectMap:
 		return "xdp-redirect-map"
+	case CaseTestpmd:
+		return "dpdk-testpmd-io"
 	}
 	return c
 }
@@ -63,6 +68,8 @@ func newSwitch(name string, o *Options) (Switch, error) {
 		return &redirectSwitch{}, nil
 	case CaseRedirectMap:
 		return &redirectSwitch{devmap: true}, nil
+	case CaseTestpmd:
+		return &testpmdSwitch{genCPU: o.GenCPU, cpu: o.SwCPU, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
 	case CaseVswitchd:
 		return &vswitchdSwitch{bin: o.Bin, cpu: o.SwCPU, pinAll: o.PinSwitch,
 			readyTimeout: o.ReadyTimeout, log: o.Log}, nil

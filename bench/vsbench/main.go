@@ -91,7 +91,8 @@ type Settings struct {
 }
 
 // defaultSettings: e2e/all measure everything (3 x 10 s); ci measures the
-// main configuration once for 3 s with short micro benchmarks.
+// main configuration once for 3 s with short micro benchmarks, and only the
+// cases that need nothing beyond the kernel and our binaries (no DPDK).
 func defaultSettings(mode string) Settings {
 	s := Settings{
 		Mode: mode, Bin: "bin", Cases: e2e.DefaultCases,
@@ -104,6 +105,7 @@ func defaultSettings(mode string) Settings {
 		s.Micro, s.Out = true, "bench/results"
 	case "ci":
 		s.Micro, s.Out = true, "bench/results"
+		s.Cases = e2e.CICases
 		s.Sizes, s.Flows, s.Reps, s.duration = []int{64}, []int{1}, 1, 3*time.Second
 		s.MicroBenchtime = "100ms"
 	}
@@ -124,8 +126,8 @@ func parseSettings(mode string, args []string, stderr io.Writer) (Settings, erro
 	fs.StringVar(&flows, "flows", flows, "flow counts (UDP source ports)")
 	fs.IntVar(&s.Reps, "reps", s.Reps, "repetitions per case, size and flow count")
 	fs.DurationVar(&s.duration, "dur", s.duration, "duration of one repetition")
-	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core")
-	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch (vswitchd worker) core")
+	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (also testpmd's idle main lcore)")
+	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore)")
 	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu, not just the worker")
 	fs.BoolVar(&s.Checksum, "csum", s.Checksum, "valid UDP checksums in generated frames (false: 0)")
 	fs.BoolVar(&s.Micro, "micro", s.Micro, "run the micro benchmarks")

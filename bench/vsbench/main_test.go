@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,18 @@ func TestParseSettings(t *testing.T) {
 	}
 	if _, err := parseSettings("e2e", []string{"-sizes", "64,x"}, io.Discard); err == nil {
 		t.Fatal("bad -sizes accepted")
+	}
+}
+
+// ci stays lean (no DPDK on CI machines); full runs include testpmd.
+func TestDefaultCases(t *testing.T) {
+	if got := defaultSettings("ci").Cases; !reflect.DeepEqual(got, []string{"bridge", "redirect", "vswitchd"}) {
+		t.Fatalf("ci cases %v", got)
+	}
+	for _, mode := range []string{"e2e", "all"} {
+		if got := defaultSettings(mode).Cases; !reflect.DeepEqual(got, e2e.DefaultCases) || !slices.Contains(got, e2e.CaseTestpmd) {
+			t.Fatalf("%s cases %v", mode, got)
+		}
 	}
 }
 

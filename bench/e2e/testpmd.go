@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The testpmd case is the reference AF_XDP switch of the shared anchors
+// (sw-dpdk-testpmd.sh af_xdp): DPDK testpmd in io forward mode with two
+// net_af_xdp vdevs, one forwarding lcore on the switch core.
+const (
+	testpmdBinary = "dpdk-testpmd"
+	// TestpmdMissing is the per-case error when the binary is not found.
+	TestpmdMissing = testpmdBinary + " not installed (apt-get install dpdk-dev librte-net-af-xdp23 librte-mempool-ring23)"
+	// testpmdReadyLine is printed once forwarding runs
+	// ("io packet forwarding - ports=2 - cores=1 - streams=2 ...").
+	testpmdReadyLine = "packet forwarding - ports=2"
+	// bpffsPath is where libxdp (used by net_af_xdp) pins its dispatcher.
+	bpffsPath = "/sys/fs/bpf"
+	// testpmdMinReady is the least time testpmd gets to start forwarding:
+	// on the 2-vCPU benchmark VM it took 9-20 s, 12 s of them in EAL's
+	// memory init (-m 1024 without huge pages), more than the default
+	// Options.ReadyTimeout.
+	testpmdMinReady = 60 * time.Second
+	// dpdkRunDir holds a root DPDK process's runtime files per file prefix.
+	dpdkRunDir = "/var/run/dpdk"
+)
+
+// TestpmdArgs returns dpdk-testpmd's arguments: main lcore on genCPU (idle,
+// it only prints stats), the one forwarding lcore on swCPU, no PCI, no huge
+// pages, a net_af_xdp vdev on queue 0 of each port, io forwarding started at
+// once. --stats-period is what keeps a non-interactive testpmd running with
+// stdin at /dev/null: without it, it waits for a key press, reads EOF and
+// exits.
+func TestpmdArgs(p0, p1 string, genCPU, swCPU int, prefix string) []string {
+	args := []string{
+		"-l", fmt.Sprintf("%d,%d", genCPU, swCPU), "--main-lcore", strconv.Itoa(genCPU),
+		"--no-pci", "--no-huge", "-m", "1024", "--file-prefix", prefix,
+	}
+	for i, p := range []string{p0, p1} {
+		args = append(args, "--vdev", fmt.Sprintf("net_af_xdp%d,iface=%s,start_queue=0,queue_count=1", i, p))
+	}
+	return append(args, "--",
+		"--forward-mode=io", "--nb-cores=1", "--total-num-mbufs=16384", "--auto-start", "--stats-period", "5")
+}
+
+// testpmdNote is the report note of the case.
+func testpmdNote(swCPU int) string {
+	return fmt.Sprintf("DPDK 22.11 testpmd io, net_af_xdp (copy), 1 fwd lcore on cpu %d", swCPU)
+}
+
+// testpmdReady reports whether the log says forwarding has started.
+func testpmdReady(log []byte) bool {
+	return strings.Contains(string(log), testpmdReadyLine)
+}
+
+// testpmdHint explains a start failure whose cause the log shows.
+func testpmdHint(log []byte) string {
+	s := string(log)
+	switch {
+	case strings.Contains(s, `failed to parse device "net_af_xdp`):
+		return " (no net_af_xdp driver: apt-get install librte-net-af-xdp23)"
+	case strings.Contains(s, "Creation of mbuf pool"):
+		return " (out of memory, or no ring mempool driver: apt-get install librte-mempool-ring23)"
+	}
+	return ""
+}
+
+// testpmdSwitch runs dpdk-testpmd as a reference switch. io forwarding
+// sends everything from p0 to p1 and back, no MAC learning, and the sink
+// passes ICMP, so the harness's ping check works for it unchanged.
+type testpmdSwitch struct {
+	genCPU       int
+	cpu          int
+	readyTimeout time.Duration
+	log          io.Writer
+	lookPath     func(string) (string, error) // exec.LookPath; tests replace it
+
+	t            *Topology
+	prefix       string
+	dir          string
+	logPath      string
+	cmd          *exec.Cmd
+	done         chan struct{}
+	waitErr      error
+	failed       bool // keep the temp dir (log) for a post-mortem
+	mountedBpffs bool
+}
+
+func (s *testpmdSwitch) Note() string { return testpmdNote(s.cpu) }
+
+func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
+	look := s.lookPath
+	if look == nil {
+		look = exec.LookPath
+	}
+	bin, err := look(testpmdBinary)
+	if err != nil {
+		return errors.New(TestpmdMissing)
+	}
+	if s.genCPU == s.cpu {
+		return fmt.Errorf("testpmd needs two cores: main lcore (generator core) and forwarding lcore (switch core) are both %d", s.cpu)
+	}
+	s.t = t
+	if err := s.mountBpffs(); err != nil {
+		return err
+	}
+	if s.dir, err = os.MkdirTemp("", "vsb-testpmd-"); err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	// Unique per run (t.ID is the harness PID in base 36): a leftover of
+	// another run or an anchor script never shares the runtime directory.
+	s.prefix = NamePrefix + t.ID + "-testpmd"
+	s.logPath = filepath.Join(s.dir, "testpmd.log")
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		return fmt.Errorf("create log: %w", err)
+	}
+	defer logf.Close() // the child holds its own copy
+	s.cmd = exec.Command(bin, TestpmdArgs(t.P0, t.P1, s.genCPU, s.cpu, s.prefix)...)
+	s.cmd.Stdin = nil // /dev/null
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	// As for vswitchd: own process group (^C reaches the harness only, which
+	// stops testpmd by PID) and SIGTERM if the harness dies. EAL pins the
+	// lcore threads itself, so the process is started unpinned.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := s.cmd.Start(); err != nil {
+		s.cmd = nil
+		return fmt.Errorf("start %s: %w", testpmdBinary, err)
+	}
+	s.done = make(chan struct{})
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.done)
+	}()
+	fmt.Fprintf(s.log, "  testpmd pid %d, file prefix %s, log %s\n", s.cmd.Process.Pid, s.prefix, s.logPath)
+	return s.waitReady(ctx)
+}
+
+// mountBpffs mounts a bpffs on /sys/fs/bpf unless one is there: libxdp
+// pins its XDP dispatcher in it and net_af_xdp fails without it.
+func (s *testpmdSwitch) mountBpffs() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(bpffsPath, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := unix.Mount("bpf", bpffsPath, "bpf", 0, ""); err != nil {
+		return fmt.Errorf("mount bpffs on %s (libxdp needs it): %w", bpffsPath, err)
+	}
+	s.mountedBpffs = true
+	return nil
+}
+
+// waitReady polls the log for the forwarding line until it appears,
+// testpmd exits, or the deadline passes.
+func (s *testpmdSwitch) waitReady(ctx context.Context) error {
+	timeout := max(s.readyTimeout, testpmdMinReady)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		data, _ := os.ReadFile(s.logPath)
+		if testpmdReady(data) {
+			fmt.Fprintf(s.log, "  testpmd forwarding after %.1f s\n", time.Since(start).Seconds())
+			return nil
+		}
+		select {
+		case <-s.done:
+			s.failed = true
+			data, _ = os.ReadFile(s.logPath)
+			return fmt.Errorf("testpmd exited before forwarding (%v)%s; log: %s", s.waitErr, testpmdHint(data), s.logTail())
+		case <-ctx.Done():
+			s.failed = true
+			return fmt.Errorf("testpmd not forwarding after %s (no %q in its log); log: %s",
+				timeout, testpmdReadyLine, s.logTail())
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *testpmdSwitch) Alive() error {
+	if s.done == nil {
+		return errors.New("testpmd not started")
+	}
+	select {
+	case <-s.done:
+		s.failed = true
+		return fmt.Errorf("testpmd exited during the run (%v); log: %s", s.waitErr, s.logTail())
+	default:
+		return nil
+	}
+}
+
+// Stop sends SIGTERM by PID, waits up to 10 s, then SIGKILL; then removes
+// the EAL runtime directory, any XDP program a killed testpmd left on the
+// ports, and the bpffs if Start mounted it. Exiting by the SIGTERM itself
+// counts as clean: testpmd is a reference, not the switch under test.
+func (s *testpmdSwitch) Stop() error {
+	var errs []error
+	if s.cmd != nil && s.done != nil {
+		select {
+		case <-s.done:
+			errs = append(errs, fmt.Errorf("testpmd had already exited: %v", s.waitErr))
+		default:
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+				if !exitedCleanly(s.waitErr, syscall.SIGTERM) {
+					errs = append(errs, fmt.Errorf("testpmd exit after SIGTERM: %w; log: %s", s.waitErr, s.logTail()))
+				}
+			case <-time.After(10 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.done
+				errs = append(errs, fmt.Errorf("testpmd ignored SIGTERM for 10 s, killed; log: %s", s.logTail()))
+			}
+		}
+	}
+	s.cmd, s.done = nil, nil
+	if s.prefix != "" {
+		errs = append(errs, os.RemoveAll(filepath.Join(dpdkRunDir, s.prefix)))
+		s.prefix = ""
+	}
+	if s.t != nil {
+		errs = append(errs, s.detachLeftXDP())
+	}
+	if s.mountedBpffs {
+		if err := unix.Unmount(bpffsPath, 0); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", bpffsPath, err))
+		}
+		s.mountedBpffs = false
+	}
+	err := errors.Join(errs...)
+	if s.dir != "" {
+		if err != nil || s.failed {
+			fmt.Fprintf(s.log, "  testpmd log kept in %s\n", s.dir)
+		} else {
+			os.RemoveAll(s.dir)
+		}
+		s.dir = ""
+	}
+	return err
+}
+
+// detachLeftXDP removes an XDP program still attached to p0 or p1 once
+// testpmd is gone. libxdp attaches its dispatcher through netlink, not a
+// bpf_link, so a killed testpmd leaves it behind; the next case could not
+// attach its own program. A cleanly exited testpmd detaches it itself.
+func (s *testpmdSwitch) detachLeftXDP() error {
+	h := s.t.RootHandle()
+	if h == nil {
+		return nil
+	}
+	var errs []error
+	for _, name := range []string{s.t.P0, s.t.P1} {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			continue // topology already gone
+		}
+		if x := l.Attrs().Xdp; x != nil && x.Attached {
+			if err := netlink.LinkSetXdpFd(l, -1); err != nil { // root netns, as h
+				errs = append(errs, fmt.Errorf("detach XDP program %d testpmd left on %s: %w", x.ProgId, name, err))
+			} else {
+				errs = append(errs, fmt.Errorf("testpmd left XDP program %d on %s (detached)", x.ProgId, name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exitedCleanly reports whether err is a zero exit or death by sig.
+func exitedCleanly(err error, sig syscall.Signal) bool {
+	if err == nil {
+		return true
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+
+// logTail returns the last lines of testpmd's log for error messages.
+func (s *testpmdSwitch) logTail() string {
+	data, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return "(no log)"
+	}
+	// The periodic stats start with clear-screen escapes; drop them.
+	text := ansiEscape.ReplaceAllString(string(data), "")
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if len(lines) > 8 {
+		lines = lines[len(lines)-8:]
+	}
+	if s := strings.Join(lines, " | "); s != "" {
+		return s
+	}
+	return "(empty)"
+}
