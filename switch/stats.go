@@ -69,12 +69,14 @@ func (r *rateSampler) sample(sw *Switch) {
 // rawStats sums the workers' counters without rates.
 func (sw *Switch) rawStats() Stats {
 	st := Stats{Time: time.Now()}
+	// Held for the whole walk: a port deleted meanwhile would close the
+	// sockets whose kernel counters are read below.
 	sw.mu.Lock()
+	defer sw.mu.Unlock()
 	ports := make([]*afxdpPort, 0, len(sw.live))
 	for _, p := range sw.live {
 		ports = append(ports, p)
 	}
-	sw.mu.Unlock()
 	sort.Slice(ports, func(i, j int) bool { return ports[i].index < ports[j].index })
 	for _, p := range ports {
 		ps := PortStats{Name: p.spec.Name, DropsBy: map[string]uint64{}}

@@ -311,7 +311,13 @@ func (sw *Switch) teardown(p *afxdpPort) {
 			if w.txSock[p.index] == sock {
 				w.txSock[p.index] = nil
 			}
-			w.umemLost += uint64(sock.Close())
+			if lost := sock.Close(); lost > 0 {
+				// Frames the kernel still held; the UMEM is smaller by them
+				// until the worker's UMEM is recreated.
+				w.umemLost += uint64(lost)
+				w.log.Warn("frames lost with closed socket", zap.String("port", p.spec.Name),
+					zap.Int("frames", lost), zap.Uint64("total_lost", w.umemLost))
+			}
 			// Keep the UMEM shareable through any socket still bound.
 			for _, r := range w.rxq {
 				w.umem.SetOwner(r.sock)
@@ -344,6 +350,7 @@ func (sw *Switch) Stop() {
 		for _, w := range sw.workers {
 			<-w.done
 			w.umem.Close()
+			unix.Close(w.wakeFD)
 		}
 	})
 }

@@ -259,10 +259,10 @@ func (w *Worker) transmit(b *pipeline.Batch) {
 		switch p.Verdict {
 		case pipeline.VerdictForward:
 			fwd++
-			w.output(tbl, p, p.OutPort, p.Addr, p.Data, true)
+			w.output(tbl, p, p.OutPort, p.Addr, p.Data)
 		case pipeline.VerdictReply:
 			reply++
-			w.output(tbl, p, p.InPort, p.Addr, p.Data, true)
+			w.output(tbl, p, p.InPort, p.Addr, p.Data)
 		case pipeline.VerdictFlood:
 			flood++
 			w.flood(tbl, p)
@@ -322,7 +322,7 @@ func (w *Worker) flood(tbl *portTable, p *pipeline.Packet) {
 		w.umem.Put(p.Addr)
 		return
 	}
-	w.output(tbl, p, tbl.list[last].index, p.Addr, p.Data, true)
+	w.output(tbl, p, tbl.list[last].index, p.Addr, p.Data)
 }
 
 // outputCopy copies p into a fresh frame and outputs the copy.
@@ -335,7 +335,7 @@ func (w *Worker) outputCopy(tbl *portTable, p *pipeline.Packet, out uint16) {
 	addr += frameHeadroom
 	buf := w.umem.Frame(addr, uint32(len(p.Data)))
 	copy(buf, p.Data)
-	w.output(tbl, p, out, addr, buf, true)
+	w.output(tbl, p, out, addr, buf)
 }
 
 // frameHeadroom is where frames the switch builds start inside a chunk, so
@@ -345,7 +345,7 @@ const frameHeadroom = 256
 // output sends the frame data (at UMEM address addr, owned by the caller)
 // out of port out, tagging or untagging it for the port's VLAN mode. It
 // takes ownership of the frame.
-func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uint64, data []byte, _ bool) {
+func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uint64, data []byte) {
 	e := tbl.get(out)
 	if e == nil {
 		w.drop(p.InPort, pipeline.DropPortDown)
