@@ -311,6 +311,8 @@ func (sw *Switch) teardown(p *afxdpPort) {
 			if w.txSock[p.index] == sock {
 				w.txSock[p.index] = nil
 			}
+			w.closedKicks += sock.Kicks
+			w.closedKickErrors += sock.KickErrors
 			if lost := sock.Close(); lost > 0 {
 				// Frames the kernel still held; the UMEM is smaller by them
 				// until the worker's UMEM is recreated.

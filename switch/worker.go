@@ -68,8 +68,13 @@ type Worker struct {
 	txBytes  [MaxPorts]uint64
 	txPorts  []uint16
 	umemLost uint64
-	touch    byte // keeps the batch's first-touch loads alive
-	log      *zap.Logger
+	// loopsCounted is how many loops are already in ctr.polls.
+	loopsCounted uint64
+	// closedKicks/closedKickErrors carry the TX kick counts of sockets
+	// that were closed.
+	closedKicks, closedKickErrors uint64
+	touch                         byte // keeps the batch's first-touch loads alive
+	log                           *zap.Logger
 }
 
 func newWorker(sw *Switch, id, cpu int, umem *xsk.Umem, pipe *pipeline.Pipeline) (*Worker, error) {
@@ -131,6 +136,8 @@ func (w *Worker) run() {
 			idle++
 		}
 		if loops&255 == 0 || got == 0 && idle&63 == 0 {
+			w.ctr.polls.Add(loops - w.loopsCounted)
+			w.loopsCounted = loops
 			w.housekeeping(time.Now())
 		}
 		if got == 0 {
@@ -141,13 +148,12 @@ func (w *Worker) run() {
 			}
 		}
 	}
-	w.ctr.polls.Add(loops & 255)
+	w.ctr.polls.Add(loops - w.loopsCounted)
 }
 
 // housekeeping runs every few hundred loops: control requests, completion
 // reaping on idle ports, fill ring top-up, the switch clock.
 func (w *Worker) housekeeping(now time.Time) {
-	w.ctr.polls.Add(256)
 	for {
 		select {
 		case fn := <-w.ctl:
@@ -157,7 +163,8 @@ func (w *Worker) housekeeping(now time.Time) {
 		}
 		break
 	}
-	var kicks, kerr uint64
+	// Closed sockets' kicks stay in the totals, so the counters never go back.
+	kicks, kerr := w.closedKicks, w.closedKickErrors
 	for _, q := range w.rxq {
 		q.sock.Complete()
 		q.sock.Refill(xsk.DefaultRingSize)
