@@ -334,6 +334,10 @@ func (w *Worker) flood(tbl *portTable, p *pipeline.Packet) {
 
 // outputCopy copies p into a fresh frame and outputs the copy.
 func (w *Worker) outputCopy(tbl *portTable, p *pipeline.Packet, out uint16) {
+	if len(p.Data) > w.umem.FrameSize()-frameHeadroom {
+		w.drop(p.InPort, pipeline.DropTooBig)
+		return
+	}
 	addr, ok := w.umem.Get()
 	if !ok {
 		w.drop(p.InPort, pipeline.DropNoFrame)
@@ -443,6 +447,9 @@ func (w *Worker) drainHandoff(h *handoff) int {
 			}
 		case !ok:
 			w.drop(slot.out, pipeline.DropNoFrame)
+		case int(slot.n) > w.umem.FrameSize()-frameHeadroom:
+			w.drop(slot.out, pipeline.DropTooBig)
+			w.umem.Put(addr)
 		default:
 			addr += frameHeadroom
 			copy(w.umem.Frame(addr, uint32(slot.n)), slot.data[:slot.n])
