@@ -89,14 +89,10 @@ type testpmdSwitch struct {
 	log          io.Writer
 	lookPath     func(string) (string, error) // exec.LookPath; tests replace it
 
-	t            *Topology
-	prefix       string
-	dir          string
-	logPath      string
-	cmd          *exec.Cmd
-	done         chan struct{}
-	waitErr      error
-	failed       bool // keep the temp dir (log) for a post-mortem
+	t      *Topology
+	prefix string
+	dir    string
+	child
 	mountedBpffs bool
 }
 
@@ -115,6 +111,7 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 		return fmt.Errorf("testpmd needs two cores: main lcore (generator core) and forwarding lcore (switch core) are both %d", s.cpu)
 	}
 	s.t = t
+	s.name, s.tail = "testpmd", testpmdTail
 	if err := s.mountBpffs(); err != nil {
 		return err
 	}
@@ -141,11 +138,7 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 		s.cmd = nil
 		return fmt.Errorf("start %s: %w", testpmdBinary, err)
 	}
-	s.done = make(chan struct{})
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.done)
-	}()
+	s.watch()
 	fmt.Fprintf(s.log, "  testpmd pid %d, file prefix %s, log %s\n", s.cmd.Process.Pid, s.prefix, s.logPath)
 	return s.waitReady(ctx)
 }
@@ -193,18 +186,7 @@ func (s *testpmdSwitch) waitReady(ctx context.Context) error {
 	}
 }
 
-func (s *testpmdSwitch) Alive() error {
-	if s.done == nil {
-		return errors.New("testpmd not started")
-	}
-	select {
-	case <-s.done:
-		s.failed = true
-		return fmt.Errorf("testpmd exited during the run (%v); log: %s", s.waitErr, s.logTail())
-	default:
-		return nil
-	}
-}
+func (s *testpmdSwitch) Alive() error { return s.alive() }
 
 // Stop sends SIGTERM by PID, waits up to 10 s, then SIGKILL; then removes
 // the EAL runtime directory, any XDP program a killed testpmd left on the
@@ -212,25 +194,7 @@ func (s *testpmdSwitch) Alive() error {
 // counts as clean: testpmd is a reference, not the switch under test.
 func (s *testpmdSwitch) Stop() error {
 	var errs []error
-	if s.cmd != nil && s.done != nil {
-		select {
-		case <-s.done:
-			errs = append(errs, fmt.Errorf("testpmd had already exited: %v", s.waitErr))
-		default:
-			s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-				if !exitedCleanly(s.waitErr, syscall.SIGTERM) {
-					errs = append(errs, fmt.Errorf("testpmd exit after SIGTERM: %w; log: %s", s.waitErr, s.logTail()))
-				}
-			case <-time.After(10 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-				errs = append(errs, fmt.Errorf("testpmd ignored SIGTERM for 10 s, killed; log: %s", s.logTail()))
-			}
-		}
-	}
-	s.cmd, s.done = nil, nil
+	errs = append(errs, s.terminate(func(err error) bool { return exitedCleanly(err, syscall.SIGTERM) }))
 	if s.prefix != "" {
 		errs = append(errs, os.RemoveAll(filepath.Join(dpdkRunDir, s.prefix)))
 		s.prefix = ""
@@ -282,35 +246,10 @@ func (s *testpmdSwitch) detachLeftXDP() error {
 	return errors.Join(errs...)
 }
 
-// exitedCleanly reports whether err is a zero exit or death by sig.
-func exitedCleanly(err error, sig syscall.Signal) bool {
-	if err == nil {
-		return true
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == sig
-}
-
 var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
 
-// logTail returns the last lines of testpmd's log for error messages.
-func (s *testpmdSwitch) logTail() string {
-	data, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return "(no log)"
-	}
-	// The periodic stats start with clear-screen escapes; drop them.
-	text := ansiEscape.ReplaceAllString(string(data), "")
-	lines := strings.Split(strings.TrimSpace(text), "\n")
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
-	}
-	if s := strings.Join(lines, " | "); s != "" {
-		return s
-	}
-	return "(empty)"
+// testpmdTail quotes the end of testpmd's log without the clear-screen
+// escapes its periodic stats start with.
+func testpmdTail(data []byte) string {
+	return lastLines(ansiEscape.ReplaceAllString(string(data), ""))
 }

@@ -55,7 +55,7 @@ func TestTestpmdLog(t *testing.T) {
 	if h := testpmdHint(log); h != "" {
 		t.Fatalf("hint for a good log: %q", h)
 	}
-	sw := &testpmdSwitch{logPath: t.TempDir() + "/testpmd.log"}
+	sw := &testpmdSwitch{child: child{logPath: t.TempDir() + "/testpmd.log", tail: testpmdTail}}
 	if got := sw.logTail(); got != "(no log)" {
 		t.Fatalf("tail %q", got)
 	}

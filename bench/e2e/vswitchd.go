@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,14 +50,10 @@ type vswitchdSwitch struct {
 	readyTimeout time.Duration
 	log          io.Writer
 
-	dir     string
-	ctl     string
-	sock    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	failed  bool // keep the temp dir (config, log) for a post-mortem
+	dir  string
+	ctl  string
+	sock string
+	child
 }
 
 func (v *vswitchdSwitch) Note() string {
@@ -94,6 +89,7 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 	if err := os.WriteFile(cfgPath, cfg.Render(), 0o644); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
+	v.name = "vswitchd"
 	v.logPath = filepath.Join(v.dir, "vswitchd.log")
 	logf, err := os.Create(v.logPath)
 	if err != nil {
@@ -118,11 +114,7 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 		v.cmd = nil
 		return fmt.Errorf("start vswitchd: %w", err)
 	}
-	v.done = make(chan struct{})
-	go func() {
-		v.waitErr = v.cmd.Wait()
-		close(v.done)
-	}()
+	v.watch()
 	fmt.Fprintf(v.log, "  vswitchd pid %d, config %s, log %s\n", v.cmd.Process.Pid, cfgPath, v.logPath)
 	return v.waitReady(ctx, ctl, sock)
 }
@@ -168,42 +160,12 @@ func (v *vswitchdSwitch) Diagnose(ctx context.Context) string {
 	return string(out)
 }
 
-func (v *vswitchdSwitch) Alive() error {
-	if v.done == nil {
-		return errors.New("vswitchd not started")
-	}
-	select {
-	case <-v.done:
-		v.failed = true
-		return fmt.Errorf("vswitchd exited during the run (%v); log: %s", v.waitErr, v.logTail())
-	default:
-		return nil
-	}
-}
+func (v *vswitchdSwitch) Alive() error { return v.alive() }
 
 // Stop sends SIGTERM by PID, waits, and escalates to SIGKILL after 10 s.
 // A non-clean exit is an error: the daemon must shut down cleanly.
 func (v *vswitchdSwitch) Stop() error {
-	var err error
-	if v.cmd != nil && v.done != nil {
-		select {
-		case <-v.done:
-			err = fmt.Errorf("vswitchd had already exited: %v", v.waitErr)
-		default:
-			v.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-v.done:
-				if v.waitErr != nil {
-					err = fmt.Errorf("vswitchd exit after SIGTERM: %w; log: %s", v.waitErr, v.logTail())
-				}
-			case <-time.After(10 * time.Second):
-				v.cmd.Process.Kill()
-				<-v.done
-				err = fmt.Errorf("vswitchd ignored SIGTERM for 10 s, killed; log: %s", v.logTail())
-			}
-		}
-	}
-	v.cmd, v.done = nil, nil
+	err := v.terminate(func(err error) bool { return err == nil })
 	if v.dir != "" {
 		if err != nil || v.failed {
 			fmt.Fprintf(v.log, "  vswitchd config and log kept in %s\n", v.dir)
@@ -213,21 +175,4 @@ func (v *vswitchdSwitch) Stop() error {
 		v.dir = ""
 	}
 	return err
-}
-
-// logTail returns the last lines of the daemon's log for error messages.
-func (v *vswitchdSwitch) logTail() string {
-	data, err := os.ReadFile(v.logPath)
-	if err != nil {
-		return "(no log)"
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 8 {
-		lines = lines[len(lines)-8:]
-	}
-	s := strings.Join(lines, " | ")
-	if s == "" {
-		return "(empty)"
-	}
-	return s
 }
