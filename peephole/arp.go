@@ -106,7 +106,7 @@ func arpProcess(p *pipeline.Packet, snap *snapshot) int {
 	if sip == tip {
 		return arpGratuitous
 	}
-	e, ok := snap.find(key4(segment(p), tip))
+	e, ok := snap.find4(segment(p), tip)
 	if !ok {
 		return arpUnknownTarget
 	}

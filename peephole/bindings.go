@@ -1,6 +1,7 @@
 package peephole
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -63,9 +64,9 @@ var (
 	ErrNoSuchBinding = errors.New("binding not found")
 )
 
-// key is the datapath's lookup key: a fixed-size address (IPv4 as
-// v4-mapped IPv6) and the VLAN ID. No strings, so hashing it never
-// allocates.
+// key is the lookup key: a fixed-size address (IPv4 as v4-mapped IPv6)
+// and the VLAN ID. No strings, so hashing it never allocates. The datapath
+// looks IPv4 up by v4Index instead, a uint64 the map hashes faster.
 type key struct {
 	addr [16]byte
 	vlan uint16
@@ -80,8 +81,9 @@ type entry struct {
 // snapshot is an immutable view of the table. Readers load it once per
 // batch; writers build a new one and swap it in.
 type snapshot struct {
-	m        map[key]entry
-	bindings map[key]Binding
+	m        map[key]entry    // IPv6 bindings
+	m4       map[uint64]entry // IPv4 bindings by v4Index, for the map's fast 64-bit path
+	bindings map[key]Binding  // every binding, for the control plane
 }
 
 // BindingTable is the binding table of static and gateway bindings.
@@ -102,7 +104,7 @@ type BindingTable struct {
 // NewBindingTable returns an empty table.
 func NewBindingTable() *BindingTable {
 	t := &BindingTable{}
-	t.snap.Store(&snapshot{m: map[key]entry{}, bindings: map[key]Binding{}})
+	t.snap.Store(&snapshot{m: map[key]entry{}, m4: map[uint64]entry{}, bindings: map[key]Binding{}})
 	return t
 }
 
@@ -110,8 +112,9 @@ func keyOf(vlan uint16, ip netip.Addr) key {
 	return key{addr: ip.As16(), vlan: vlan}
 }
 
-func key4(vlan uint16, ip [4]byte) key {
-	return key{addr: [16]byte{10: 0xff, 11: 0xff, 12: ip[0], 13: ip[1], 14: ip[2], 15: ip[3]}, vlan: vlan}
+// v4Index is the IPv4 datapath key: VLAN in the high half, address low.
+func v4Index(vlan uint16, ip [4]byte) uint64 {
+	return uint64(vlan)<<32 | uint64(binary.BigEndian.Uint32(ip[:]))
 }
 
 // validate checks b and returns it in canonical form.
@@ -157,7 +160,7 @@ func (t *BindingTable) Add(b Binding) error {
 	}
 	nw := old.clone()
 	nw.bindings[k] = b
-	nw.m[k] = entry{mac: b.MAC, router: b.Kind == KindGateway}
+	nw.set(k, entry{mac: b.MAC, router: b.Kind == KindGateway})
 	t.snap.Store(nw)
 	return nil
 }
@@ -173,7 +176,7 @@ func (t *BindingTable) Del(vlan uint16, ip netip.Addr) error {
 	}
 	nw := old.clone()
 	delete(nw.bindings, k)
-	delete(nw.m, k)
+	nw.del(k)
 	t.snap.Store(nw)
 	return nil
 }
@@ -206,9 +209,16 @@ func (t *BindingTable) List() []Binding {
 func (t *BindingTable) Len() int { return len(t.snap.Load().bindings) }
 
 func (s *snapshot) clone() *snapshot {
-	n := &snapshot{m: make(map[key]entry, len(s.m)+1), bindings: make(map[key]Binding, len(s.bindings)+1)}
+	n := &snapshot{
+		m:        make(map[key]entry, len(s.m)+1),
+		m4:       make(map[uint64]entry, len(s.m4)+1),
+		bindings: make(map[key]Binding, len(s.bindings)+1),
+	}
 	for k, v := range s.m {
 		n.m[k] = v
+	}
+	for k, v := range s.m4 {
+		n.m4[k] = v
 	}
 	for k, v := range s.bindings {
 		n.bindings[k] = v
@@ -219,8 +229,36 @@ func (s *snapshot) clone() *snapshot {
 // load returns the current snapshot for a datapath batch.
 func (t *BindingTable) load() *snapshot { return t.snap.Load() }
 
-func (s *snapshot) find(k key) (entry, bool) {
-	e, ok := s.m[k]
+// isV4 reports whether k holds a v4-mapped address.
+func (k key) isV4() bool {
+	return k.addr == [16]byte{10: 0xff, 11: 0xff, 12: k.addr[12], 13: k.addr[13], 14: k.addr[14], 15: k.addr[15]}
+}
+
+func (s *snapshot) set(k key, e entry) {
+	if k.isV4() {
+		s.m4[v4Index(k.vlan, [4]byte(k.addr[12:]))] = e
+		return
+	}
+	s.m[k] = e
+}
+
+func (s *snapshot) del(k key) {
+	if k.isV4() {
+		delete(s.m4, v4Index(k.vlan, [4]byte(k.addr[12:])))
+		return
+	}
+	delete(s.m, k)
+}
+
+// find6 looks up an IPv6 binding (a v4-mapped address finds nothing).
+func (s *snapshot) find6(vlan uint16, addr [16]byte) (entry, bool) {
+	e, ok := s.m[key{addr: addr, vlan: vlan}]
+	return e, ok
+}
+
+// find4 looks up an IPv4 binding.
+func (s *snapshot) find4(vlan uint16, ip [4]byte) (entry, bool) {
+	e, ok := s.m4[v4Index(vlan, ip)]
 	return e, ok
 }
 

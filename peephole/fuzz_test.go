@@ -41,7 +41,7 @@ func FuzzARPStage(f *testing.F) {
 		// A reply names a bound address as its sender, from that
 		// binding's MAC, in the packet's VLAN.
 		a := pipeline.ARP(p.Data[p.L3Off:])
-		e, ok := table.load().find(key4(segment(p), a.SenderIP()))
+		e, ok := table.load().find4(segment(p), a.SenderIP())
 		if !ok || e.mac != a.SenderMAC() || e.mac != pipeline.Ethernet(p.Data).Src() {
 			t.Fatalf("reply for unbound target %v in vlan %d", a.SenderIP(), segment(p))
 		}
@@ -70,7 +70,7 @@ func FuzzNDStage(f *testing.F) {
 		l4 := int(p.L4Off)
 		na := p.Data[l4:]
 		target := [16]byte(na[8:24])
-		e, ok := table.load().find(key{addr: target, vlan: segment(p)})
+		e, ok := table.load().find6(segment(p), target)
 		if !ok || pipeline.MAC(na[26:32]) != e.mac || pipeline.Ethernet(p.Data).Src() != e.mac {
 			t.Fatalf("advertisement for unbound target %x in vlan %d", target, segment(p))
 		}

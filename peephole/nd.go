@@ -141,7 +141,7 @@ func ndProcess(p *pipeline.Packet, snap *snapshot) int {
 	if src == ([16]byte{}) {
 		return ndProbe
 	}
-	e, ok := snap.find(key{addr: target, vlan: segment(p)})
+	e, ok := snap.find6(segment(p), target)
 	if !ok {
 		return ndUnknownTarget
 	}

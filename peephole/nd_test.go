@@ -160,6 +160,7 @@ func TestNDStagePassesThrough(t *testing.T) {
 		{"unknown target", nsFrame(t, nsRequest(0, nbrOther6)), 0, NDStats{UnknownTarget: 1}},
 		{"other vlan", nsFrame(t, nsRequest(7, nbrBound6)), 0, NDStats{UnknownTarget: 1}},
 		{"gateway of vlan 0 in vlan 42", nsFrame(t, nsRequest(nbrVLAN, nbrGw6)), 0, NDStats{UnknownTarget: 1}},
+		{"v4-mapped target of an IPv4 binding", nsFrame(t, nsRequest(0, netip.AddrFrom16(nbrBound4.As16()))), 0, NDStats{UnknownTarget: 1}},
 		{"echo request", nsFrame(t, nsSpec{typ: layers.ICMPv6TypeEchoRequest, src: nbrHost6, target: nbrBound6}), 0, NDStats{NotRequest: 1}},
 		{"advertisement", nsFrame(t, nsSpec{typ: layers.ICMPv6TypeNeighborAdvertisement, src: nbrHost6, target: nbrBound6}), 0, NDStats{NotRequest: 1}},
 		{"hop limit 64", nsFrame(t, nsSpec{hopLimit: 64, src: nbrHost6, target: nbrBound6}), 0, NDStats{Malformed: 1}},
