@@ -6,8 +6,10 @@
 // undecided for the stages after it.
 //
 // The stages never block, never allocate per packet and never keep a packet
-// past Process. They answer from a BindingTable (IP to MAC per VLAN) that
-// the control plane edits and the datapath reads without locks.
+// past Process. The ARP and ND stages answer from a BindingTable (IP to MAC
+// per VLAN; static and gateway entries, gleaning not implemented yet) that
+// the control plane edits and the datapath reads without locks; the DNS
+// stage answers from its own zone store.
 //
 // The package must not do I/O or know about ports; it only sees batches.
 package peephole
