@@ -98,7 +98,7 @@ func defaultSettings(mode string) Settings {
 		Mode: mode, Bin: "bin", Cases: e2e.DefaultCases,
 		Sizes: []int{64, 1500}, Flows: []int{1, 1000}, Reps: 3, duration: 10 * time.Second,
 		GenCPU: 0, SwCPU: 1, PinSwitch: true, Checksum: true, E2E: true,
-		MicroCount: 1, MicroPackages: []string{"./bench/", "./pipeline/", "./switch/"},
+		MicroCount: 1, MicroPackages: []string{"./bench/", "./pipeline/", "./switch/", "./peephole/"},
 	}
 	switch mode {
 	case "all":
