@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNS runs fn on an OS thread that has joined the namespace, then moves
+// InNS runs fn on an OS thread that has joined the namespace, then moves
 // the thread back. If moving back fails, the thread stays locked so the Go
 // runtime retires it instead of reusing a thread in the wrong namespace.
-func inNS(name string, fn func() error) error {
+func InNS(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -56,7 +56,7 @@ type RawSender struct {
 // NewRawSender opens an AF_PACKET raw socket on ifname inside ns.
 func NewRawSender(ns *NS, ifname string) (*RawSender, error) {
 	s := &RawSender{fd: -1}
-	err := inNS(ns.Name, func() error {
+	err := InNS(ns.Name, func() error {
 		ifc, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/switch/netnstest"
@@ -264,7 +262,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func newPacketSniffer(t *testing.T, ns *netnstest.NS, ifname string) *packetSniffer {
 	t.Helper()
 	p := &packetSniffer{fd: -1}
-	err := inNetns(ns.Name, func() error {
+	err := netnstest.InNS(ns.Name, func() error {
 		ifc, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
@@ -317,39 +315,4 @@ func (p *packetSniffer) waitFor(want []byte, timeout time.Duration) ([]byte, err
 			return last, nil
 		}
 	}
-}
-
-// inNetns runs fn on an OS thread that has joined the named namespace and
-// moves the thread back. If that fails the thread stays locked, so the
-// runtime retires it rather than reuse it in the wrong namespace.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("leave netns %s: %w (fn: %v)", name, err, ferr)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
