@@ -8,7 +8,10 @@ APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc
 # BENCH_APT_PKGS: DPDK testpmd with the net_af_xdp driver, the reference
 # AF_XDP switch of the e2e benchmark (case testpmd; not in bench-ci).
 BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-mempool-ring23
-FUZZTIME ?= 10s
+# Executions per fuzz target. A count, not a duration: with a duration the
+# fuzz coordinator can end on "context deadline exceeded" when a worker is
+# mid-input at the deadline, a harness flake rather than a finding.
+FUZZTIME ?= 30000x
 
 .PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-ci demo demo-stop clean
 
