@@ -175,3 +175,31 @@ func TestARPStageSkipsDecided(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestARPStageAccessVLAN checks that bindings are looked up in the VLAN the
+// switch classified the frame into, not in the tag on the wire: an
+// untagged request on an access port of VLAN 42 is answered from VLAN 42.
+func TestARPStageAccessVLAN(t *testing.T) {
+	tests := []struct {
+		name   string
+		access uint16
+		target net.IP
+		want   ARPStats
+	}{
+		{"bound in access vlan", nbrVLAN, nbrIP(nbrBound4), ARPStats{Answered: 1}},
+		{"bound only in vlan 0", 7, nbrIP(nbrBound4), ARPStats{UnknownTarget: 1}},
+		{"untagged native vlan 0", 0, nbrIP(nbrBound4), ARPStats{Answered: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewARPStage(nbrTable(t))
+			p := nbrRunOn(t, s, arpFrame(t, arpRequest(0, tc.target)), 0, 3, tc.access)
+			if st := s.Stats(); st != tc.want {
+				t.Fatalf("stats %+v, want %+v", st, tc.want)
+			}
+			if tc.want.Answered == 1 && (p.Verdict != pipeline.VerdictReply || pipeline.Ethernet(p.Data).Src() != nbrBoundMAC) {
+				t.Fatalf("verdict %v src %v", p.Verdict, pipeline.Ethernet(p.Data).Src())
+			}
+		})
+	}
+}

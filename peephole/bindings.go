@@ -262,11 +262,9 @@ func (s *snapshot) find4(vlan uint16, ip [4]byte) (entry, bool) {
 	return e, ok
 }
 
-// segment returns the VLAN ID a packet's bindings are looked up in: its
-// tag's VLAN, or 0 when untagged.
-func segment(p *pipeline.Packet) uint16 {
-	if p.Flags&pipeline.FlagVLAN != 0 {
-		return p.VLAN
-	}
-	return 0
-}
+// segment returns the VLAN ID a packet's bindings are looked up in. The
+// switch classifies every frame before the peephole stages run, so p.VLAN
+// is the packet's segment whether it arrived tagged or not (an untagged
+// frame on an access port carries the port's access VLAN, on a trunk its
+// native VLAN); FlagVLAN only says whether a tag was on the wire.
+func segment(p *pipeline.Packet) uint16 { return p.VLAN }

@@ -94,3 +94,26 @@ func nbrRun(tb testing.TB, s pipeline.Stage, frame []byte, capacity int) *pipeli
 	out := b.Pkts[0]
 	return &out
 }
+
+// nbrRunOn is nbrRun for a frame received on port inPort, classified the
+// way the switch does it before the peephole stages: a tagged frame keeps
+// its tag's VLAN, an untagged one gets the port's VLAN untagged.
+func nbrRunOn(tb testing.TB, s pipeline.Stage, frame []byte, capacity int, inPort, untagged uint16) *pipeline.Packet {
+	tb.Helper()
+	var b pipeline.Batch
+	b.Len = 1
+	p := &b.Pkts[0]
+	p.Data = make([]byte, len(frame), max(len(frame), capacity))
+	copy(p.Data, frame)
+	p.Reset()
+	if !p.Parse() {
+		tb.Fatalf("golden frame does not parse: %v", p.Reason)
+	}
+	p.InPort = inPort
+	if p.Flags&pipeline.FlagVLAN == 0 {
+		p.VLAN = untagged
+	}
+	s.Process(&b)
+	out := b.Pkts[0]
+	return &out
+}

@@ -260,3 +260,19 @@ func TestNDChecksumMatchesIndependentSum(t *testing.T) {
 		t.Fatalf("checksum sum %#x, want 0xffff", sum)
 	}
 }
+
+// TestNDStageAccessVLAN: an untagged solicitation on an access port is
+// answered from the access VLAN's bindings, byte for byte like an
+// untagged answer.
+func TestNDStageAccessVLAN(t *testing.T) {
+	s := NewNDStage(nbrTable(t))
+	p := nbrRunOn(t, s, nsFrame(t, nsRequest(0, nbrBound6)), 2048, 3, nbrVLAN)
+	if want := naFrame(t, 0, nbrBoundMAC, nbrBound6, 0x60); p.Verdict != pipeline.VerdictReply || !bytes.Equal(p.Data, want) {
+		t.Fatalf("verdict %v\n got %x\nwant %x", p.Verdict, p.Data, want)
+	}
+	s = NewNDStage(nbrTable(t))
+	if p := nbrRunOn(t, s, nsFrame(t, nsRequest(0, nbrGw6)), 2048, 3, nbrVLAN); p.Verdict != pipeline.VerdictNone ||
+		s.Stats() != (NDStats{UnknownTarget: 1}) {
+		t.Fatalf("gateway of vlan 0 answered in access vlan %d: %v %+v", nbrVLAN, p.Verdict, s.Stats())
+	}
+}
