@@ -361,6 +361,72 @@ func TestDNSZonesControl(t *testing.T) {
 	}
 }
 
+func TestDNSZonesDelZone(t *testing.T) {
+	z := testZones(t)
+	soa := DNSSOA{MName: "ns.vs.local", RName: "hostmaster.vs.local", Minimum: 30}
+	if err := z.AddZone("sub.vs.local", soa); err != nil {
+		t.Fatal(err)
+	}
+	if err := z.AddRecord("h.sub.vs.local", DNSTypeA, "10.0.0.7", 60); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		call func() error
+	}{
+		{"missing zone", ErrDNSNoSuchZone, func() error { return z.DelZone("nope.local") }},
+		{"record name, not a zone", ErrDNSNoSuchZone, func() error { return z.DelZone("web.vs.local") }},
+		{"bad name", ErrDNSBadName, func() error { return z.DelZone("a..b") }},
+		{"root", ErrDNSBadName, func() error { return z.DelZone(".") }},
+		{"add root", ErrDNSBadName, func() error { return z.AddZone(".", soa) }},
+		{"add empty", ErrDNSBadName, func() error { return z.AddZone("", soa) }},
+		{"add bad", ErrDNSBadName, func() error { return z.AddZone("a b.local", soa) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.err) || !bytes.Contains([]byte(err.Error()), []byte("name")) {
+				t.Fatalf("err %v, want %v naming the name", err, tc.err)
+			}
+		})
+	}
+	// Case and the trailing dot do not matter, as for AddZone.
+	if err := z.DelZone("VS.Local."); err != nil {
+		t.Fatalf("DelZone: %v", err)
+	}
+	if err := z.DelZone("vs.local"); !errors.Is(err, ErrDNSNoSuchZone) {
+		t.Fatalf("second DelZone: %v", err)
+	}
+	zs, rs := z.List()
+	if len(zs) != 2 || zs[0].Name != "0.10.in-addr.arpa" || zs[1].Name != "sub.vs.local" {
+		t.Fatalf("zones after delete: %v", zs)
+	}
+	if len(rs) != 2 || rs[0].Name != "80.0.0.10.in-addr.arpa." || rs[1].Name != "h.sub.vs.local" {
+		t.Fatalf("records after delete: %v", rs)
+	}
+	if err := z.AddRecord("web.vs.local", DNSTypeA, "10.0.0.80", 60); !errors.Is(err, ErrDNSNotInZone) {
+		t.Fatalf("AddRecord into deleted zone: %v", err)
+	}
+	s := NewDNSStage(z)
+	var b pipeline.Batch
+	if p := runOne(s, &b, testFrame(t, false, packMsg(t, query("web.vs.local.", dns.TypeA)), false)); p.Verdict != pipeline.VerdictNone ||
+		s.Stats().Passed[DNSPassOutsideZone] != 1 {
+		t.Fatalf("deleted zone still answered: verdict %v stats %+v", p.Verdict, s.Stats())
+	}
+	m := checkReply(t, runOne(s, &b, testFrame(t, false, packMsg(t, query("h.sub.vs.local.", dns.TypeA)), false)), false)
+	if len(m.Answer) != 1 {
+		t.Fatalf("nested zone lost its record: %v", m.Answer)
+	}
+	// The zone can come back, empty.
+	if err := z.AddZone("vs.local", soa); err != nil {
+		t.Fatal(err)
+	}
+	m = checkReply(t, runOne(s, &b, testFrame(t, false, packMsg(t, query("web.vs.local.", dns.TypeA)), false)), false)
+	if m.Rcode != dns.RcodeNameError {
+		t.Fatalf("re-added zone: rcode %d, want NXDOMAIN", m.Rcode)
+	}
+}
+
 func FuzzDNSStage(f *testing.F) {
 	f.Add(packMsg(f, query("web.vs.local.", dns.TypeA)), false)
 	f.Add(packMsg(f, query("www.vs.local.", dns.TypeAAAA)), true)

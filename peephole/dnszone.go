@@ -49,6 +49,7 @@ var (
 	ErrDNSBadTTL       = errors.New("TTL above 2^31-1")
 	ErrDNSCNAMEClash   = errors.New("CNAME and other data at one name")
 	ErrDNSNoSuchRecord = errors.New("no such record")
+	ErrDNSNoSuchZone   = errors.New("no such zone")
 )
 
 // DNSSOA is the start of authority of a local zone (RFC 1035 3.3.13). Its
@@ -73,7 +74,7 @@ type DNSRecord struct {
 	TTL   uint32
 }
 
-// DNSZones is the record store. The control path (AddZone, AddRecord,
+// DNSZones is the record store. The control path (AddZone, DelZone, AddRecord,
 // DelRecord, List) serializes on a mutex and rebuilds an immutable snapshot
 // on every change; the datapath reads only the snapshot, through an atomic
 // pointer, so lookups take no lock and do not allocate.
@@ -91,9 +92,11 @@ func NewDNSZones() *DNSZones {
 	return z
 }
 
-// AddZone makes the switch authoritative for name with the given SOA.
+// AddZone makes the switch authoritative for name with the given SOA. The
+// root zone is refused: it would make the switch answer (NXDOMAIN) for
+// every name on the Internet.
 func (z *DNSZones) AddZone(name string, soa DNSSOA) error {
-	w, err := dnsWireName(name)
+	w, err := dnsZoneName(name)
 	if err != nil {
 		return fmt.Errorf("add zone: name %q: %w", name, err)
 	}
@@ -113,6 +116,50 @@ func (z *DNSZones) AddZone(name string, soa DNSSOA) error {
 	z.zones = append(z.zones, DNSZone{Name: name, SOA: soa})
 	z.rebuild()
 	return nil
+}
+
+// DelZone removes the zone name and every record in it. Records that
+// belong to a zone nested inside it (a longer local zone) stay.
+func (z *DNSZones) DelZone(name string) error {
+	w, err := dnsZoneName(name)
+	if err != nil {
+		return fmt.Errorf("del zone: name %q: %w", name, err)
+	}
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	snap := z.snap.Load()
+	zone, ok := snap.zones[string(w)]
+	if !ok {
+		return fmt.Errorf("del zone: name %q: %w", name, ErrDNSNoSuchZone)
+	}
+	zones := z.zones[:0:0]
+	for _, o := range z.zones {
+		if ow, _ := dnsWireName(o.Name); string(ow) != string(w) {
+			zones = append(zones, o)
+		}
+	}
+	records := z.records[:0:0]
+	for _, r := range z.records {
+		if rw, _ := dnsWireName(r.Name); snap.findZone(rw) != zone {
+			records = append(records, r)
+		}
+	}
+	z.zones, z.records = zones, records
+	z.rebuild()
+	return nil
+}
+
+// dnsZoneName is dnsWireName for a zone apex: the root is not a zone the
+// switch may own.
+func dnsZoneName(name string) ([]byte, error) {
+	w, err := dnsWireName(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(w) == 1 {
+		return nil, ErrDNSBadName
+	}
+	return w, nil
 }
 
 // AddRecord adds one record to a local zone. The error names the field
@@ -207,7 +254,7 @@ func (z *DNSZones) rebuild() {
 	for _, r := range z.records {
 		w, _ := dnsWireName(r.Name)
 		if s.findZone(w) == nil {
-			continue // cannot happen: AddRecord checked and zones are never removed
+			continue // cannot happen: AddRecord checked and DelZone drops a zone's records
 		}
 		rd, _ := dnsRData(r.Type, r.Value)
 		n := s.node(w)
