@@ -12,14 +12,18 @@ import (
 	vswitch "github.com/vswitch/vswitch/switch"
 )
 
-// Control is a fake switch: ports, FDB and stats held in memory. AddPort
-// and DelPort behave like the daemon's (validation, ErrExists, ErrNotFound);
-// stats are whatever the test sets. Safe for concurrent use.
+// Control is a fake switch: ports, FDB, bindings, DNS zones and stats held
+// in memory. The methods that change something behave like the daemon's
+// (validation, ErrExists, ErrNotFound); stats are whatever the test sets.
+// Safe for concurrent use.
 type Control struct {
 	mu        sync.Mutex
 	status    vswitch.Status
 	ports     []vswitch.PortInfo
 	fdb       []vswitch.FDBEntry
+	bindings  []vswitch.BindingInfo
+	zones     []vswitch.DNSZoneSpec
+	records   []vswitch.DNSRecordSpec
 	stats     vswitch.Stats
 	nextIndex int
 }
@@ -45,7 +49,9 @@ func New() *Control {
 }
 
 // NewSample returns a fake with two ports (eth0 access VLAN 10, eth1 trunk),
-// three FDB entries and stats for both ports and two workers.
+// three FDB entries, stats for both ports and two workers, four bindings
+// (IPv4 gateway and static, IPv6 gateway, one gleaned IPv4), the zone
+// example.test with three records, and responder counters.
 func NewSample() *Control {
 	c := New()
 	c.status.Workers = 2
@@ -76,7 +82,40 @@ func NewSample() *Control {
 				Drops: 7, DropsBy: map[string]uint64{"no_fdb": 5, "vlan_filtered": 2}, Polls: 50000, BusyPct: 12.5, RxPPS: 150, TxPPS: 140},
 			{ID: 1, CPU: -1, RxPackets: 1500, TxPackets: 1400, Forwarded: 1400, Polls: 40000, BusyPct: 7.25, RxPPS: 150, TxPPS: 140},
 		},
+		Peephole: vswitch.PeepholeStats{
+			ARP: vswitch.ResponderStats{Answered: 40, Malformed: 1, Passed: map[string]uint64{"not_request": 6, "unknown_target": 3}},
+			ND:  vswitch.ResponderStats{Answered: 12, Passed: map[string]uint64{"unknown_target": 2}},
+			DNS: vswitch.ResponderStats{Answered: 30, Malformed: 2, Passed: map[string]uint64{"outside_zone": 9}, NXDomain: 4, NoData: 1},
+		},
 	}
+	// The peephole sample is part of the starting state, not a change.
+	gen := c.status.Generation
+	for _, b := range []vswitch.BindingSpec{
+		{IP: "10.0.10.1", MAC: "02:00:00:00:0a:01", VLAN: 10, Kind: "gateway"},
+		{IP: "10.0.10.5", MAC: "02:00:00:00:00:01", VLAN: 10, Port: "eth0"},
+		{IP: "2001:db8:10::1", MAC: "02:00:00:00:0a:01", VLAN: 10, Kind: "gateway"},
+	} {
+		if _, err := c.AddBinding(b); err != nil {
+			panic(err)
+		}
+	}
+	c.bindings = append(c.bindings, vswitch.BindingInfo{
+		BindingSpec: vswitch.BindingSpec{IP: "10.0.20.7", MAC: "02:00:00:00:00:03", VLAN: 20, Kind: "gleaned", Port: "eth1"},
+		AgeSec:      42.5,
+	})
+	if _, err := c.AddDNSZone(vswitch.DNSZoneSpec{Name: "example.test", SOA: vswitch.DNSSOASpec{Serial: 7}}); err != nil {
+		panic(err)
+	}
+	for _, r := range []vswitch.DNSRecordSpec{
+		{Name: "gw.example.test", Type: "A", Value: "10.0.10.1"},
+		{Name: "gw.example.test", Type: "AAAA", Value: "2001:db8:10::1", TTL: 300},
+		{Name: "www.example.test", Type: "CNAME", Value: "gw.example.test"},
+	} {
+		if _, err := c.AddDNSRecord(r); err != nil {
+			panic(err)
+		}
+	}
+	c.status.Generation = gen
 	return c
 }
 
@@ -182,9 +221,11 @@ func (c *Control) FlushFDB() int {
 	return n - len(c.fdb)
 }
 
-// Stats implements vswitch.Control.
+// Stats implements vswitch.Control; Peephole is PeepholeStats().
 func (c *Control) Stats() vswitch.Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	st := c.stats
+	st.Peephole = c.peepholeStats()
+	return st
 }
