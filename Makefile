@@ -4,7 +4,11 @@ GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/vswitch/vswitch/switch.Version=$(VERSION)
-APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc
+# APT_PKGS: the tools the tests and the demo run. Second line: the clients
+# of the peephole tests and the DNS benchmark (ndisc6, dig, a dnsmasq
+# behind the switch, dnsperf); dnsmasq-base has no service that would start.
+APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc \
+	ndisc6 bind9-dnsutils dnsmasq-base dnsperf
 # BENCH_APT_PKGS: DPDK testpmd with the net_af_xdp driver, the reference
 # AF_XDP switch of the e2e benchmark (case testpmd; not in bench-ci).
 BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-mempool-ring23
