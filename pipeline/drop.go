@@ -25,6 +25,7 @@ const (
 	DropTooBig                    // frame larger than the output port's frame size
 	DropUnknownPort               // input or output port index not in the registry
 	DropBadIPv6Header             // IPv6 version field is not 6
+	DropSpoofed                   // a spoof-guarded port claimed an address not bound to it
 	NumDropReasons
 )
 
@@ -32,7 +33,7 @@ var dropNames = [NumDropReasons]string{
 	"none", "truncated", "bad_vlan", "bad_arp", "bad_ipv4_header", "bad_ipv4_len",
 	"bad_ipv6_len", "bad_ipv6_ext", "bad_l4", "bad_src_mac", "vlan_not_allowed",
 	"hairpin", "no_verdict", "port_down", "tx_full", "no_frame", "too_big", "unknown_port",
-	"bad_ipv6_header",
+	"bad_ipv6_header", "spoofed",
 }
 
 func (r DropReason) String() string {

@@ -35,6 +35,7 @@ type Control interface {
 	FDB() []FDBEntry
 	FlushFDB() int
 	Stats() Stats
+	PeepholeControl
 }
 
 // Status is the daemon-wide summary shown by `vswitchctl status`.
@@ -79,6 +80,8 @@ type Stats struct {
 	Time    time.Time     `json:"time"`
 	Ports   []PortStats   `json:"ports"`
 	Workers []WorkerStats `json:"workers"`
+	// Peephole holds the ARP, ND and DNS responders' counters.
+	Peephole PeepholeStats `json:"peephole"`
 }
 
 // PortStats counts frames per port.

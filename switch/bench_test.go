@@ -78,10 +78,11 @@ func BenchmarkL2Stage(b *testing.B) {
 	for _, flows := range []int{1, 1000} {
 		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
 			fl := newL2Flows(b, flows)
-			st := NewL2Stage(fl.h.fdb, &fl.h.ports, &fl.h.clock)
+			st := NewL2Stage(fl.h.fdb, &fl.h.clock)
 			batch := &fl.h.batch
 			fl.fill(batch, 0)
 			pipeline.ParseStage{}.Process(batch)
+			NewIngressStage(&fl.h.ports).Process(batch)
 			st.Process(batch)
 			checkForwarded(b, batch)
 			b.ReportAllocs()
@@ -97,7 +98,7 @@ func BenchmarkL2Stage(b *testing.B) {
 	}
 }
 
-// BenchmarkPipelineL2 is ParseStage + L2Stage over batches of 64 64-byte
+// BenchmarkPipelineL2 is ParseStage + IngressStage + L2Stage over batches of 64 64-byte
 // UDP frames, each packet Reset every iteration as a worker does after RX.
 // With 1000 flows each batch takes the next 64 flows (source MACs on 8
 // ports), so the FDB is hit all over.

@@ -37,6 +37,8 @@ type Config struct {
 	Workers WorkerSpec `yaml:"workers" json:"workers"`
 	FDB     FDBSpec    `yaml:"fdb" json:"fdb"`
 	Ports   []PortSpec `yaml:"ports" json:"ports"`
+	// Peephole configures the ARP, ND and DNS responders.
+	Peephole PeepholeSpec `yaml:"peephole" json:"peephole"`
 }
 
 // WorkerSpec configures the poll-mode workers.
@@ -77,6 +79,9 @@ type PortSpec struct {
 	// VLAN sets the port's VLAN mode; nil means trunk of all VLANs with
 	// untagged frames in VLAN 0 (a plain switch port).
 	VLAN *VLANSpec `yaml:"vlan,omitempty" json:"vlan,omitempty"`
+	// SpoofGuard lets the port claim (as ARP sender, ND target or IP
+	// source) only the addresses bound to it in peephole.bindings.
+	SpoofGuard bool `yaml:"spoof_guard,omitempty" json:"spoof_guard,omitempty"`
 }
 
 // VLANSpec is a port's 802.1Q mode.
@@ -161,6 +166,7 @@ func (c *Config) SetDefaults() {
 	for i := range c.Ports {
 		c.Ports[i].SetDefaults()
 	}
+	c.Peephole.SetDefaults()
 }
 
 // Validate checks every field and returns a *FieldError naming the first bad one.
@@ -215,7 +221,7 @@ func (c *Config) Validate() error {
 		names[p.Name] = true
 		ifaces[p.Interface] = true
 	}
-	return nil
+	return c.Peephole.Validate("peephole")
 }
 
 // SetDefaults fills the port's empty fields.
@@ -248,10 +254,8 @@ func (p *PortSpec) Validate(prefix string) error {
 	if p.Name == "" || len(p.Name) > 64 {
 		return fieldErr(prefix+"name", "must be 1..64 bytes")
 	}
-	for _, r := range p.Name {
-		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return fieldErr(prefix+"name", "%q has a character outside [A-Za-z0-9._-]", p.Name)
-		}
+	if !validPortName(p.Name) {
+		return fieldErr(prefix+"name", "%q has a character outside [A-Za-z0-9._-]", p.Name)
 	}
 	if p.Type != "afxdp" {
 		return fieldErr(prefix+"type", "%q is not a port type (afxdp)", p.Type)

@@ -19,8 +19,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		}
 		want := &Config{
 			APISocket: DefaultAPISocket, APISocketMode: 0o600, StateFile: DefaultStateFile, LogLevel: "info",
-			Workers: WorkerSpec{Count: 1, PollMode: PollAdaptive, IdleSpins: DefaultIdleSpins},
-			FDB:     FDBSpec{Size: DefaultFDBSize, Aging: DefaultFDBAging},
+			Workers:  WorkerSpec{Count: 1, PollMode: PollAdaptive, IdleSpins: DefaultIdleSpins},
+			FDB:      FDBSpec{Size: DefaultFDBSize, Aging: DefaultFDBAging},
+			Peephole: defaultPeephole(),
 		}
 		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("ParseConfig(%q) =\n%+v\nwant\n%+v", in, c, want)
@@ -72,9 +73,61 @@ ports:
 			{Name: "veth2", Interface: "veth2", Type: "afxdp", XDPMode: "native", Bind: "auto",
 				VLAN: &VLANSpec{Mode: "access", Tag: 10}},
 		},
+		Peephole: defaultPeephole(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("ParseConfig =\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+func TestParseConfigPeephole(t *testing.T) {
+	const in = `
+ports:
+  - {interface: veth0, spoof_guard: true}
+peephole:
+  responders: [dns]
+  glean: {disabled: true}
+  bindings:
+    - {ip: 10.1.0.2, mac: "02:00:00:00:00:02", port: veth0}
+    - {ip: "fd00::1", mac: "02:00:00:00:00:fe", kind: gateway, vlan: 7}
+  dns:
+    zones: [{name: vs.test}]
+    records:
+      - {name: web.vs.test, type: a, value: 10.1.0.2}
+      - {name: www.vs.test, type: CNAME, value: web.vs.test, ttl: 5}
+`
+	c, err := ParseConfig([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PeepholeSpec{
+		Responders: []string{ResponderDNS},
+		Glean:      GleanSpec{Disabled: true, Size: DefaultGleanSize, Aging: DefaultGleanAging},
+		Bindings: []BindingSpec{
+			{IP: "10.1.0.2", MAC: "02:00:00:00:00:02", Kind: "static", Port: "veth0"},
+			{IP: "fd00::1", MAC: "02:00:00:00:00:fe", Kind: "gateway", VLAN: 7},
+		},
+		DNS: DNSSpec{
+			Zones: []DNSZoneSpec{{Name: "vs.test", SOA: DNSSOASpec{MName: "ns.vs.test", RName: "hostmaster.vs.test",
+				Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minimum: 60}}},
+			Records: []DNSRecordSpec{
+				{Name: "web.vs.test", Type: "A", Value: "10.1.0.2", TTL: DefaultDNSTTL},
+				{Name: "www.vs.test", Type: "CNAME", Value: "web.vs.test", TTL: 5},
+			},
+		},
+	}
+	if !reflect.DeepEqual(c.Peephole, want) {
+		t.Fatalf("peephole =\n%+v\nwant\n%+v", c.Peephole, want)
+	}
+	if !c.Ports[0].SpoofGuard {
+		t.Fatal("spoof_guard not parsed")
+	}
+	off, err := ParseConfig([]byte("peephole: {responders: []}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(off.Peephole.Responders) != 0 {
+		t.Fatalf("responders: [] became %v, want none", off.Peephole.Responders)
 	}
 }
 
@@ -130,6 +183,27 @@ func TestParseConfigFieldErrors(t *testing.T) {
 		{"dup_name", "ports: [{interface: eth0, name: up}, {interface: eth1, name: up}]", "ports[1].name"},
 		{"dup_name_defaulted", "ports: [{interface: eth0}, {interface: eth1, name: eth0}]", "ports[1].name"},
 		{"dup_interface", "ports: [{interface: eth0, name: a}, {interface: eth0, name: b}]", "ports[1].interface"},
+		{"ph_responder", "peephole: {responders: [arp, dhcp]}", "peephole.responders[1]"},
+		{"ph_responder_twice", "peephole: {responders: [dns, dns]}", "peephole.responders[1]"},
+		{"ph_glean_size", "peephole: {glean: {size: 100}}", "peephole.glean.size"},
+		{"ph_glean_aging", "peephole: {glean: {aging: 10ms}}", "peephole.glean.aging"},
+		{"ph_binding_ip", "peephole: {bindings: [{ip: 10.0.0.300, mac: '02:00:00:00:00:01'}]}", "peephole.bindings[0].ip"},
+		{"ph_binding_ip_mcast", "peephole: {bindings: [{ip: 224.0.0.1, mac: '02:00:00:00:00:01'}]}", "peephole.bindings[0].ip"},
+		{"ph_binding_ip_zone", "peephole: {bindings: [{ip: 'fe80::1%eth0', mac: '02:00:00:00:00:01'}]}", "peephole.bindings[0].ip"},
+		{"ph_binding_mac", "peephole: {bindings: [{ip: 10.0.0.1, mac: '02:00:00:00:01'}]}", "peephole.bindings[0].mac"},
+		{"ph_binding_mac_mcast", "peephole: {bindings: [{ip: 10.0.0.1, mac: '01:00:5e:00:00:01'}]}", "peephole.bindings[0].mac"},
+		{"ph_binding_vlan", "peephole: {bindings: [{ip: 10.0.0.1, mac: '02:00:00:00:00:01', vlan: 4095}]}", "peephole.bindings[0].vlan"},
+		{"ph_binding_kind", "peephole: {bindings: [{ip: 10.0.0.1, mac: '02:00:00:00:00:01', kind: gleaned}]}", "peephole.bindings[0].kind"},
+		{"ph_binding_port", "peephole: {bindings: [{ip: 10.0.0.1, mac: '02:00:00:00:00:01', port: 'a b'}]}", "peephole.bindings[0].port"},
+		{"ph_binding_twice", "peephole: {bindings: [{ip: 10.0.0.1, mac: '02:00:00:00:00:01'}, {ip: 10.0.0.1, mac: '02:00:00:00:00:02'}]}", "peephole.bindings[1].ip"},
+		{"ph_zone_name", "peephole: {dns: {zones: [{name: 'a..b'}]}}", "peephole.dns.zones[0].name"},
+		{"ph_zone_twice", "peephole: {dns: {zones: [{name: a.test}, {name: A.test.}]}}", "peephole.dns.zones[1].name"},
+		{"ph_zone_rname", "peephole: {dns: {zones: [{name: a.test, soa: {rname: 'x..y'}}]}}", "peephole.dns.zones[0].soa.rname"},
+		{"ph_record_type", "peephole: {dns: {zones: [{name: a.test}], records: [{name: w.a.test, type: MX, value: x}]}}", "peephole.dns.records[0].type"},
+		{"ph_record_value", "peephole: {dns: {zones: [{name: a.test}], records: [{name: w.a.test, type: A, value: '::1'}]}}", "peephole.dns.records[0].value"},
+		{"ph_record_outside", "peephole: {dns: {zones: [{name: a.test}], records: [{name: w.b.test, type: A, value: 10.0.0.1}]}}", "peephole.dns.records[0].name"},
+		{"ph_record_ttl", "peephole: {dns: {zones: [{name: a.test}], records: [{name: w.a.test, type: A, value: 10.0.0.1, ttl: 4294967295}]}}", "peephole.dns.records[0].ttl"},
+		{"ph_record_cname_clash", "peephole: {dns: {zones: [{name: a.test}], records: [{name: w.a.test, type: A, value: 10.0.0.1}, {name: w.a.test, type: CNAME, value: v.a.test}]}}", "peephole.dns.records[1].name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,6 +319,14 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
+// defaultPeephole is the peephole section of an empty config.
+func defaultPeephole() PeepholeSpec {
+	return PeepholeSpec{
+		Responders: []string{ResponderARP, ResponderND, ResponderDNS},
+		Glean:      GleanSpec{Size: DefaultGleanSize, Aging: DefaultGleanAging},
+	}
+}
+
 // normalizeConfig returns a copy of c with empty slices made nil: YAML
 // writes a nil slice as [] and reads that back as an empty one.
 func normalizeConfig(c *Config) *Config {
@@ -259,6 +341,16 @@ func normalizeConfig(c *Config) *Config {
 		if v := n.Ports[i].VLAN; v != nil && len(v.Allowed) == 0 {
 			v.Allowed = nil
 		}
+	}
+	ph := &n.Peephole
+	if len(ph.Bindings) == 0 {
+		ph.Bindings = nil
+	}
+	if len(ph.DNS.Zones) == 0 {
+		ph.DNS.Zones = nil
+	}
+	if len(ph.DNS.Records) == 0 {
+		ph.DNS.Records = nil
 	}
 	return n
 }
@@ -275,5 +367,9 @@ func cloneConfig(c *Config) *Config {
 			n.Ports[i].VLAN = &vc
 		}
 	}
+	n.Peephole.Responders = slices.Clone(c.Peephole.Responders)
+	n.Peephole.Bindings = slices.Clone(c.Peephole.Bindings)
+	n.Peephole.DNS.Zones = slices.Clone(c.Peephole.DNS.Zones)
+	n.Peephole.DNS.Records = slices.Clone(c.Peephole.DNS.Records)
 	return &n
 }

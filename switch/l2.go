@@ -6,32 +6,27 @@ import (
 	"github.com/vswitch/vswitch/pipeline"
 )
 
-// L2Stage is the learning switch: it classifies every frame into a VLAN by
-// its input port, learns the source MAC, and forwards by destination MAC or
-// floods unknown unicast, broadcast and multicast within the VLAN.
-//
-// After Process, a forwarded or flooded packet's VLAN field holds its
-// classified VLAN (the TX path tags or untags per output port) and FlagVLAN
-// still says whether the frame itself carries a tag.
-type L2Stage struct {
-	fdb   *FDB
+// IngressStage classifies every frame into a VLAN by its input port and
+// drops what the port may not send: frames of a VLAN the port does not
+// carry and frames with a multicast or zero source MAC. After it, p.VLAN
+// holds the packet's segment whether or not the frame carries a tag
+// (FlagVLAN still says whether it does), so every later stage (the
+// peephole responders, L2) sees the same segment the TX path tags for.
+type IngressStage struct {
 	ports *atomic.Pointer[portTable]
-	// now is the switch clock in seconds, advanced by the worker per poll.
-	now *atomic.Uint32
 }
 
-// NewL2Stage returns the learning stage over fdb and the port table.
-func NewL2Stage(fdb *FDB, ports *atomic.Pointer[portTable], now *atomic.Uint32) *L2Stage {
-	return &L2Stage{fdb: fdb, ports: ports, now: now}
+// NewIngressStage returns the classification stage over the port table.
+func NewIngressStage(ports *atomic.Pointer[portTable]) *IngressStage {
+	return &IngressStage{ports: ports}
 }
 
 // Name implements pipeline.Stage.
-func (s *L2Stage) Name() string { return "l2" }
+func (s *IngressStage) Name() string { return "ingress" }
 
 // Process implements pipeline.Stage.
-func (s *L2Stage) Process(b *pipeline.Batch) {
+func (s *IngressStage) Process(b *pipeline.Batch) {
 	tbl := s.ports.Load()
-	now := s.now.Load()
 	for i := 0; i < b.Len; i++ {
 		p := &b.Pkts[i]
 		if p.Verdict != pipeline.VerdictNone {
@@ -51,8 +46,42 @@ func (s *L2Stage) Process(b *pipeline.Batch) {
 		d := p.Data
 		if d[6]&1 != 0 || d[6]|d[7]|d[8]|d[9]|d[10]|d[11] == 0 {
 			p.Drop(pipeline.DropBadSrcMAC)
+		}
+	}
+}
+
+// L2Stage is the learning switch: it learns the source MAC of every frame
+// in its classified VLAN (IngressStage runs first) and forwards by
+// destination MAC or floods unknown unicast, broadcast and multicast within
+// the VLAN.
+//
+// After Process, a forwarded or flooded packet's VLAN field holds its
+// classified VLAN (the TX path tags or untags per output port) and FlagVLAN
+// still says whether the frame itself carries a tag.
+type L2Stage struct {
+	fdb *FDB
+	// now is the switch clock in seconds, advanced by the worker per poll.
+	now *atomic.Uint32
+}
+
+// NewL2Stage returns the learning stage over fdb.
+func NewL2Stage(fdb *FDB, now *atomic.Uint32) *L2Stage {
+	return &L2Stage{fdb: fdb, now: now}
+}
+
+// Name implements pipeline.Stage.
+func (s *L2Stage) Name() string { return "l2" }
+
+// Process implements pipeline.Stage.
+func (s *L2Stage) Process(b *pipeline.Batch) {
+	now := s.now.Load()
+	for i := 0; i < b.Len; i++ {
+		p := &b.Pkts[i]
+		if p.Verdict != pipeline.VerdictNone {
 			continue
 		}
+		vlan := p.VLAN
+		d := p.Data
 		s.fdb.learn(fdbKeyBytes(d[6:12], vlan), p.InPort, now)
 		if d[0]&1 != 0 {
 			p.Verdict = pipeline.VerdictFlood

@@ -87,7 +87,7 @@ func newPortTable(ports ...testPort) *portTable {
 	return t
 }
 
-// l2Harness is ParseStage + L2Stage over an FDB and port table, as a
+// l2Harness is ParseStage + IngressStage + L2Stage over an FDB and port table, as a
 // worker runs them.
 type l2Harness struct {
 	fdb   *FDB
@@ -101,7 +101,7 @@ func newL2Harness(ports ...testPort) *l2Harness {
 	h := &l2Harness{fdb: NewFDB(DefaultFDBSize)}
 	h.ports.Store(newPortTable(ports...))
 	h.clock.Store(100)
-	h.pipe = pipeline.NewPipeline(pipeline.ParseStage{}, NewL2Stage(h.fdb, &h.ports, &h.clock))
+	h.pipe = pipeline.NewPipeline(pipeline.ParseStage{}, NewIngressStage(&h.ports), NewL2Stage(h.fdb, &h.clock))
 	return h
 }
 
@@ -382,7 +382,7 @@ func TestL2StageLearns(t *testing.T) {
 // earlier stage are neither learned from nor changed.
 func TestL2StageSkipsDecided(t *testing.T) {
 	h := newL2Harness(testPort{index: 1}, testPort{index: 2})
-	st := NewL2Stage(h.fdb, &h.ports, &h.clock)
+	st := NewL2Stage(h.fdb, &h.clock)
 	if st.Name() != "l2" {
 		t.Errorf("Name = %q", st.Name())
 	}

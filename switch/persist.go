@@ -13,6 +13,15 @@ import (
 // state is what the daemon records of runtime changes.
 type state struct {
 	Ports []PortSpec `json:"ports"`
+	// Peephole is nil in a state file written before the responders had
+	// runtime tables; the config file's tables apply then.
+	Peephole *statePeephole `json:"peephole,omitempty"`
+}
+
+// statePeephole is the runtime part of the peephole config.
+type statePeephole struct {
+	Bindings []BindingSpec `json:"bindings"`
+	DNS      DNSSpec       `json:"dns"`
 }
 
 // loadState reads the state file; a missing file is (nil, nil).
@@ -31,6 +40,9 @@ func loadState(path string) (*state, error) {
 	// The state file is checked like a config file: every port valid, no
 	// name or interface twice.
 	c := &Config{Ports: st.Ports}
+	if st.Peephole != nil {
+		c.Peephole.Bindings, c.Peephole.DNS = st.Peephole.Bindings, st.Peephole.DNS
+	}
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("state %s: %w", path, err)
@@ -44,7 +56,10 @@ func (sw *Switch) saveLocked() error {
 	if !sw.persist {
 		return nil
 	}
-	st := state{Ports: []PortSpec{}}
+	st := state{Ports: []PortSpec{}, Peephole: &statePeephole{Bindings: sw.ph.spec.Bindings, DNS: sw.DNS()}}
+	if st.Peephole.Bindings == nil {
+		st.Peephole.Bindings = []BindingSpec{}
+	}
 	for _, p := range sw.live {
 		st.Ports = append(st.Ports, p.spec)
 	}

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/vswitch/vswitch/pipeline"
 	"github.com/vswitch/vswitch/switch/xsk"
 )
 
@@ -37,6 +36,11 @@ type Switch struct {
 	stopped  chan struct{}
 
 	rates rateSampler
+
+	// ph holds the peephole responders' tables and stages.
+	ph peepholeState
+	// initial is the state file read at start (nil when there was none).
+	initial *state
 }
 
 // bindRetry bounds how long AddPort waits for the kernel to release a queue.
@@ -49,6 +53,22 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		live: map[string]*afxdpPort{}, stopped: make(chan struct{}),
 	}
 	sw.ports.Store(&portTable{})
+	st, err := loadState(cfg.StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("new switch: %w", err)
+	}
+	sw.initial = st
+	phSpec := cfg.Peephole
+	if st != nil && st.Peephole != nil {
+		// Runtime edits recorded in the state file win over the config
+		// file, as for ports.
+		phSpec.Bindings, phSpec.DNS = st.Peephole.Bindings, st.Peephole.DNS
+		log.Info("peephole tables from state file", zap.String("path", cfg.StateFile),
+			zap.Int("bindings", len(phSpec.Bindings)), zap.Int("dns_records", len(phSpec.DNS.Records)))
+	}
+	if err := sw.initPeephole(phSpec); err != nil {
+		return nil, fmt.Errorf("new switch: %w", err)
+	}
 	for i := range sw.txOwn {
 		sw.txOwn[i].Store(-1)
 	}
@@ -63,8 +83,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		if len(cfg.Workers.CPUs) > 0 {
 			cpu = cfg.Workers.CPUs[i]
 		}
-		pipe := pipeline.NewPipeline(pipeline.ParseStage{}, NewL2Stage(sw.fdb, &sw.ports, &sw.clock))
-		w, err := newWorker(sw, i, cpu, umem, pipe)
+		w, err := newWorker(sw, i, cpu, umem, sw.pipelineFor())
 		if err != nil {
 			umem.Close()
 			sw.Stop()
@@ -114,6 +133,7 @@ func (sw *Switch) housekeeping() {
 			if c := sw.clock.Load(); c > aging {
 				sw.fdb.Expire(c - aging)
 			}
+			sw.expireGleaned(sw.clock.Load())
 			sw.rates.sample(sw)
 		}
 	}
@@ -123,9 +143,7 @@ func (sw *Switch) housekeeping() {
 // which wins) at start. Persistence is enabled afterwards.
 func (sw *Switch) LoadPorts() error {
 	specs := sw.cfg.Ports
-	if st, err := loadState(sw.cfg.StateFile); err != nil {
-		return err
-	} else if st != nil {
+	if st := sw.initial; st != nil {
 		sw.log.Info("ports from state file", zap.String("path", sw.cfg.StateFile), zap.Int("ports", len(st.Ports)))
 		specs = st.Ports
 	}
@@ -223,6 +241,8 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		p.queues = append(p.queues, portQueue{id: q, worker: w.id, sock: sock})
 	}
 	sw.txOwn[p.index].Store(int32(p.queues[0].worker))
+	// The guard knows the port before its frames reach the pipeline.
+	sw.refreshGuardLocked(p)
 	sw.publish(func(t *portTable) {
 		e := &portEntry{index: p.index, name: spec.Name, vlan: compileVLAN(spec.VLAN)}
 		t.byIndex[p.index] = e
@@ -274,6 +294,7 @@ func (sw *Switch) DelPort(name string) error {
 	}
 	sw.teardown(p)
 	delete(sw.live, name)
+	sw.refreshGuardLocked(nil)
 	sw.log.Info("port deleted", zap.String("port", name))
 	if err := sw.saveLocked(); err != nil {
 		sw.log.Error("persist state", zap.Error(err))
