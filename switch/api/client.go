@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,6 +127,70 @@ func (c *Client) Stats(ctx context.Context) (vswitch.Stats, error) {
 	var st vswitch.Stats
 	err := c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st)
 	return st, err
+}
+
+// Bindings lists the static, gateway and gleaned bindings that pass filter.
+func (c *Client) Bindings(ctx context.Context, filter BindingFilter) ([]vswitch.BindingInfo, error) {
+	var out []vswitch.BindingInfo
+	err := c.do(ctx, http.MethodGet, "/v1/bindings", filter.query(), nil, &out)
+	return out, err
+}
+
+// AddBinding adds a static or gateway binding; the daemon validates spec.
+func (c *Client) AddBinding(ctx context.Context, spec vswitch.BindingSpec) (vswitch.BindingInfo, error) {
+	var info vswitch.BindingInfo
+	err := c.do(ctx, http.MethodPost, "/v1/bindings", nil, spec, &info)
+	return info, err
+}
+
+// DelBinding deletes the binding of ip in vlan, whatever its kind.
+func (c *Client) DelBinding(ctx context.Context, vlan uint16, ip string) error {
+	q := url.Values{"ip": {ip}, "vlan": {strconv.FormatUint(uint64(vlan), 10)}}
+	return c.do(ctx, http.MethodDelete, "/v1/bindings", q, nil, nil)
+}
+
+// FlushGleaned removes every gleaned binding, IPv4 and IPv6, and returns
+// how many it removed.
+func (c *Client) FlushGleaned(ctx context.Context) (int, error) {
+	var res FlushResult
+	err := c.do(ctx, http.MethodDelete, "/v1/bindings/gleaned", nil, nil, &res)
+	return res.Flushed, err
+}
+
+// DNS returns the local zones and their records.
+func (c *Client) DNS(ctx context.Context) (vswitch.DNSSpec, error) {
+	var d vswitch.DNSSpec
+	err := c.do(ctx, http.MethodGet, "/v1/dns", nil, nil, &d)
+	return d, err
+}
+
+// AddDNSZone adds a zone and returns it with the SOA defaults filled.
+func (c *Client) AddDNSZone(ctx context.Context, z vswitch.DNSZoneSpec) (vswitch.DNSZoneSpec, error) {
+	var out vswitch.DNSZoneSpec
+	err := c.do(ctx, http.MethodPost, "/v1/dns/zones", nil, z, &out)
+	return out, err
+}
+
+// DelDNSZone deletes the zone named name and every record in it.
+func (c *Client) DelDNSZone(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/dns/zones/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// AddDNSRecord adds a record to its zone and returns it as stored.
+func (c *Client) AddDNSRecord(ctx context.Context, r vswitch.DNSRecordSpec) (vswitch.DNSRecordSpec, error) {
+	var out vswitch.DNSRecordSpec
+	err := c.do(ctx, http.MethodPost, "/v1/dns/records", nil, r, &out)
+	return out, err
+}
+
+// DelDNSRecord deletes the records of r.Name and r.Type whose value is
+// r.Value, or all of them when r.Value is empty. r.TTL is ignored.
+func (c *Client) DelDNSRecord(ctx context.Context, r vswitch.DNSRecordSpec) error {
+	q := url.Values{"name": {r.Name}, "type": {r.Type}}
+	if r.Value != "" {
+		q.Set("value", r.Value)
+	}
+	return c.do(ctx, http.MethodDelete, "/v1/dns/records", q, nil, nil)
 }
 
 // do sends one request with in (if not nil) as its JSON body and decodes

@@ -14,7 +14,8 @@ import (
 	vswitch "github.com/vswitch/vswitch/switch"
 )
 
-// maxBodyBytes bounds a request body; a PortSpec is a few hundred bytes.
+// maxBodyBytes bounds a request body; a PortSpec, BindingSpec or DNS spec
+// is a few hundred bytes.
 const maxBodyBytes = 64 << 10
 
 func (s *Server) routes() http.Handler {
@@ -27,6 +28,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/fdb", s.getFDB)
 	mux.HandleFunc("DELETE /v1/fdb", s.flushFDB)
 	mux.HandleFunc("GET /v1/stats", s.getStats)
+	s.peepholeRoutes(mux)
 	return s.middleware(jsonMuxErrors(mux))
 }
 
@@ -100,6 +102,8 @@ func (s *Server) flushFDB(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, FlushResult{Flushed: n})
 }
 
+// getStats sends Control.Stats as it is, Peephole counters included: the
+// API adds nothing and leaves nothing out.
 func (s *Server) getStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.ctl.Stats())
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 
@@ -18,7 +19,7 @@ type VersionInfo struct {
 	API       string `json:"api"`
 }
 
-// FlushResult is the body of DELETE /v1/fdb.
+// FlushResult is the body of DELETE /v1/fdb and DELETE /v1/bindings/gleaned.
 type FlushResult struct {
 	Flushed int `json:"flushed"`
 }
@@ -62,13 +63,85 @@ func (f FDBFilter) query() url.Values {
 // *vswitch.FieldError so it maps to 400 like any other bad input.
 func parseFDBFilter(q url.Values) (FDBFilter, error) {
 	f := FDBFilter{Port: q.Get("port")}
-	if s := q.Get("vlan"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 16)
-		if err != nil || v > 4095 {
-			return f, &vswitch.FieldError{Field: "vlan", Msg: fmt.Sprintf("%q is not a VLAN ID in 0..4095", s)}
-		}
-		vlan := uint16(v)
-		f.VLAN = &vlan
+	vlan, err := parseVLAN(q)
+	f.VLAN = vlan
+	return f, err
+}
+
+// Address families of BindingFilter.Family.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
+
+// BindingFilter selects bindings. The zero value selects all.
+type BindingFilter struct {
+	Family string  // FamilyIPv4 or FamilyIPv6, if not empty
+	VLAN   *uint16 // only bindings in this VLAN, if not nil
+	Kind   string  // static, gateway or gleaned, if not empty
+}
+
+// Match reports whether b passes the filter. A binding whose IP does not
+// parse matches no family.
+func (f BindingFilter) Match(b vswitch.BindingInfo) bool {
+	if f.VLAN != nil && b.VLAN != *f.VLAN {
+		return false
 	}
-	return f, nil
+	if f.Kind != "" && b.Kind != f.Kind {
+		return false
+	}
+	if f.Family != "" {
+		ip, err := netip.ParseAddr(b.IP)
+		if err != nil || (f.Family == FamilyIPv4) != ip.Unmap().Is4() {
+			return false
+		}
+	}
+	return true
+}
+
+func (f BindingFilter) query() url.Values {
+	q := url.Values{}
+	if f.Family != "" {
+		q.Set("family", f.Family)
+	}
+	if f.VLAN != nil {
+		q.Set("vlan", strconv.FormatUint(uint64(*f.VLAN), 10))
+	}
+	if f.Kind != "" {
+		q.Set("kind", f.Kind)
+	}
+	return q
+}
+
+// parseBindingFilter reads the filter from a query string; a bad value is
+// a *vswitch.FieldError naming the parameter.
+func parseBindingFilter(q url.Values) (BindingFilter, error) {
+	f := BindingFilter{Family: q.Get("family"), Kind: q.Get("kind")}
+	switch f.Family {
+	case "", FamilyIPv4, FamilyIPv6:
+	default:
+		return f, &vswitch.FieldError{Field: "family", Msg: fmt.Sprintf("%q is not one of ipv4, ipv6", f.Family)}
+	}
+	switch f.Kind {
+	case "", "static", "gateway", "gleaned":
+	default:
+		return f, &vswitch.FieldError{Field: "kind", Msg: fmt.Sprintf("%q is not one of static, gateway, gleaned", f.Kind)}
+	}
+	vlan, err := parseVLAN(q)
+	f.VLAN = vlan
+	return f, err
+}
+
+// parseVLAN reads the optional vlan parameter.
+func parseVLAN(q url.Values) (*uint16, error) {
+	s := q.Get("vlan")
+	if s == "" {
+		return nil, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || v > 4095 {
+		return nil, &vswitch.FieldError{Field: "vlan", Msg: fmt.Sprintf("%q is not a VLAN ID in 0..4095", s)}
+	}
+	vlan := uint16(v)
+	return &vlan, nil
 }
