@@ -42,6 +42,13 @@ var (
 	workerPolls     = newDesc("worker_polls_total", "Poll loop iterations of the worker.", "worker")
 	workerBusy      = newDesc("worker_busy_ratio", "Share of the last sampling interval the worker spent on frames (0..1).", "worker")
 
+	peepholeAnswered  = newDesc("peephole_answered_total", "Queries the responder answered itself.", "responder")
+	peepholePassed    = newDesc("peephole_passed_total", "Queries the responder left to the forwarding path, by reason.", "responder", "reason")
+	peepholeMalformed = newDesc("peephole_malformed_total", "Queries the responder found malformed.", "responder")
+	peepholeNXDomain  = newDesc("peephole_dns_nxdomain_total", "DNS answers that were NXDOMAIN (no such name in a local zone).")
+	peepholeNoData    = newDesc("peephole_dns_nodata_total", "DNS answers that were NODATA (the name exists, not with the asked type).")
+	peepholeGleaned   = newDesc("peephole_gleaned_bindings", "Gleaned IP-to-MAC bindings now in the table.")
+
 	fdbEntries = newDesc("fdb_entries", "Entries in the L2 forwarding database.")
 	ports      = newDesc("ports", "Configured ports.")
 	workers    = newDesc("workers", "Poll-mode workers.")
@@ -53,12 +60,15 @@ var (
 		portXSKRxDrop, portXSKRxFull, portXSKFillEmpt, portXSKTxInval,
 		workerRxPackets, workerTxPackets, workerForwarded, workerFlooded, workerReplied,
 		workerDrops, workerPolls, workerBusy,
+		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned,
 		fdbEntries, ports, workers, generation, buildInfo,
 	}
 )
 
 // Collector is a prometheus.Collector that reads ctl.Status and ctl.Stats
-// on every scrape and exports them as the vswitch_* metrics.
+// on every scrape and exports them as the vswitch_* metrics. The
+// responders' counters come from Stats().Peephole, the same numbers
+// `vswitchctl stats` shows.
 type Collector struct {
 	ctl vswitch.Control
 }
@@ -119,6 +129,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(workerPolls, w.Polls, id)
 		gauge(workerBusy, w.BusyPct/100, id)
 	}
+
+	ph := stats.Peephole
+	for _, r := range []struct {
+		name string
+		s    vswitch.ResponderStats
+	}{{"arp", ph.ARP}, {"nd", ph.ND}, {"dns", ph.DNS}} {
+		counter(peepholeAnswered, r.s.Answered, r.name)
+		counter(peepholeMalformed, r.s.Malformed, r.name)
+		for reason, n := range r.s.Passed {
+			counter(peepholePassed, n, r.name, reason)
+		}
+	}
+	counter(peepholeNXDomain, ph.DNS.NXDomain)
+	counter(peepholeNoData, ph.DNS.NoData)
+	gauge(peepholeGleaned, float64(ph.Gleaned))
 }
 
 // dropsByReason returns the per-reason counts, with whatever the total

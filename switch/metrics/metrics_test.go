@@ -79,8 +79,9 @@ vswitch_worker_polls_total{worker="1"} 40000
 func TestCollectorEveryMetricPresent(t *testing.T) {
 	c := metrics.NewCollector(apitest.NewSample())
 	// 2 ports x 8 + eth0's 2 drop reasons; 2 workers x 7 + worker 0's 2
-	// drop reasons; 5 switch-wide.
-	if n, want := testutil.CollectAndCount(c), 2*8+2+2*7+2+5; n != want {
+	// drop reasons; 5 switch-wide; 3 responders x 2 + 4 pass reasons + 3
+	// peephole-wide.
+	if n, want := testutil.CollectAndCount(c), 2*8+2+2*7+2+5+3*2+4+3; n != want {
 		t.Errorf("collected %d series, want %d", n, want)
 	}
 	for _, name := range []string{
@@ -91,6 +92,50 @@ func TestCollectorEveryMetricPresent(t *testing.T) {
 		if testutil.CollectAndCount(c, name) == 0 {
 			t.Errorf("%s not collected", name)
 		}
+	}
+}
+
+func TestCollectorExportsPeephole(t *testing.T) {
+	ctl := apitest.NewSample()
+	want := `
+# HELP vswitch_peephole_answered_total Queries the responder answered itself.
+# TYPE vswitch_peephole_answered_total counter
+vswitch_peephole_answered_total{responder="arp"} 40
+vswitch_peephole_answered_total{responder="dns"} 30
+vswitch_peephole_answered_total{responder="nd"} 12
+# HELP vswitch_peephole_dns_nodata_total DNS answers that were NODATA (the name exists, not with the asked type).
+# TYPE vswitch_peephole_dns_nodata_total counter
+vswitch_peephole_dns_nodata_total 1
+# HELP vswitch_peephole_dns_nxdomain_total DNS answers that were NXDOMAIN (no such name in a local zone).
+# TYPE vswitch_peephole_dns_nxdomain_total counter
+vswitch_peephole_dns_nxdomain_total 4
+# HELP vswitch_peephole_gleaned_bindings Gleaned IP-to-MAC bindings now in the table.
+# TYPE vswitch_peephole_gleaned_bindings gauge
+vswitch_peephole_gleaned_bindings 1
+# HELP vswitch_peephole_malformed_total Queries the responder found malformed.
+# TYPE vswitch_peephole_malformed_total counter
+vswitch_peephole_malformed_total{responder="arp"} 1
+vswitch_peephole_malformed_total{responder="dns"} 2
+vswitch_peephole_malformed_total{responder="nd"} 0
+# HELP vswitch_peephole_passed_total Queries the responder left to the forwarding path, by reason.
+# TYPE vswitch_peephole_passed_total counter
+vswitch_peephole_passed_total{reason="not_request",responder="arp"} 6
+vswitch_peephole_passed_total{reason="outside_zone",responder="dns"} 9
+vswitch_peephole_passed_total{reason="unknown_target",responder="arp"} 3
+vswitch_peephole_passed_total{reason="unknown_target",responder="nd"} 2
+`
+	names := []string{"vswitch_peephole_answered_total", "vswitch_peephole_dns_nodata_total", "vswitch_peephole_dns_nxdomain_total",
+		"vswitch_peephole_gleaned_bindings", "vswitch_peephole_malformed_total", "vswitch_peephole_passed_total"}
+	if err := testutil.CollectAndCompare(metrics.NewCollector(ctl), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+
+	// Values are read on every scrape: a flush shows at once.
+	ctl.FlushGleaned()
+	want = "# HELP vswitch_peephole_gleaned_bindings Gleaned IP-to-MAC bindings now in the table.\n" +
+		"# TYPE vswitch_peephole_gleaned_bindings gauge\nvswitch_peephole_gleaned_bindings 0\n"
+	if err := testutil.CollectAndCompare(metrics.NewCollector(ctl), strings.NewReader(want), "vswitch_peephole_gleaned_bindings"); err != nil {
+		t.Error(err)
 	}
 }
 
