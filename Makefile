@@ -17,7 +17,7 @@ BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-mempool-ring23
 # mid-input at the deadline, a harness flake rather than a finding.
 FUZZTIME ?= 30000x
 
-.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-ci demo demo-stop clean
+.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-dns bench-ci demo demo-stop clean
 
 all: build
 
@@ -71,8 +71,15 @@ bench-deps: deps
 bench-e2e: deps bench-deps build
 	$(GO) run ./bench/vsbench e2e -bin $(CURDIR)/$(BIN)
 
+# bench-dns: root; the peephole DNS responder vs dnsmasq behind vswitchd and
+# behind a Linux bridge (dnsperf, 3 x 10 s per case), results into
+# bench/results/dns-DATE.{json,md}.
+bench-dns: deps build
+	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
+
 bench: deps bench-deps build
 	$(GO) run ./bench/vsbench all -bin $(CURDIR)/$(BIN) -out bench/results
+	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
 
 bench-ci: build
 	$(GO) run ./bench/vsbench ci -bin $(CURDIR)/$(BIN) -out bench/results

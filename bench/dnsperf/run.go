@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vswitch/vswitch/bench/e2e"
+)
+
+// Rep is one repetition of a case.
+type Rep struct {
+	Dnsperf DnsperfResult `json:"dnsperf"`
+	// ProbeLoad ran alongside dnsperf, ProbeIdle alone after it.
+	ProbeLoad ProbeResult  `json:"probe_under_load"`
+	ProbeIdle *ProbeResult `json:"probe_idle,omitempty"`
+	// CPUBusy is each core's busy share during dnsperf, in percent.
+	CPUBusy []float64 `json:"cpu_busy_pct"`
+	// ClientBound: dnsperf used at least Settings.ClientBound of a core.
+	ClientBound bool `json:"client_bound"`
+	// SwitchAnswered and SwitchPassed are the growth of vswitchd's
+	// peephole DNS counters answered and passed.outside_zone during the
+	// repetition (vswitchd cases only).
+	SwitchAnswered *uint64 `json:"switch_dns_answered,omitempty"`
+	SwitchPassed   *uint64 `json:"switch_dns_passed_outside_zone,omitempty"`
+}
+
+// CaseResult is a case's repetitions.
+type CaseResult struct {
+	Name     string `json:"name"`
+	Query    string `json:"query"`
+	Answerer string `json:"answered_by"`
+	Path     string `json:"path"`
+	Reps     []Rep  `json:"reps"`
+	Error    string `json:"error,omitempty"`
+}
+
+// caseInfo is what distinguishes the cases.
+type caseInfo struct {
+	query, answer, answerer, path string
+	bridge                        bool
+}
+
+var cases = map[string]caseInfo{
+	CaseSwitch:          {switchName, switchAnswer, "vswitchd (peephole DNS)", "vswitchd", false},
+	CaseDnsmasqVswitchd: {outsideName, outsideAnswer, "dnsmasq", "vswitchd", false},
+	CaseDnsmasqBridge:   {outsideName, outsideAnswer, "dnsmasq", "Linux bridge", true},
+}
+
+// Run measures every case of s in order on one topology and returns what it
+// measured; a case that fails records its error and the run goes on.
+func Run(ctx context.Context, s Settings, log io.Writer) (results []CaseResult, err error) {
+	dir, err := os.MkdirTemp("", "vsb-dns-")
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if keep {
+			fmt.Fprintf(log, "config and logs kept in %s\n", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+	fmt.Fprintf(log, "topology: netns %s (dnsperf, %s) -- %s/%s -- netns %s (dnsmasq, %s)\n",
+		e2e.NewNames(os.Getpid()).SrcNS, clientIP, e2e.NewNames(os.Getpid()).P0, e2e.NewNames(os.Getpid()).P1,
+		e2e.NewNames(os.Getpid()).DstNS, serverIP)
+	topo, err := setupTopology(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	defer func() { err = errors.Join(err, topo.close()) }()
+	dm, err := startDnsmasq(ctx, topo, dir, s.ServerCPU)
+	if err != nil {
+		keep = true
+		return nil, err
+	}
+	defer func() {
+		if serr := dm.stop(); serr != nil {
+			keep = true
+			err = errors.Join(err, serr)
+		}
+	}()
+	pr, err := newProber(topo.SrcNS, serverIP)
+	if err != nil {
+		return nil, err
+	}
+	defer pr.Close()
+
+	var vs *vswitchd
+	stopVswitchd := func() error {
+		if vs == nil {
+			return nil
+		}
+		err := vs.stop()
+		vs = nil
+		if err != nil {
+			keep = true
+		}
+		return err
+	}
+	defer func() { err = errors.Join(err, stopVswitchd()) }()
+
+	for _, name := range s.Cases {
+		if ctx.Err() != nil {
+			break
+		}
+		ci := cases[name]
+		cr := CaseResult{Name: name, Query: ci.query + " A", Answerer: ci.answerer, Path: ci.path}
+		fmt.Fprintf(log, "case %s: %s answered by %s through %s\n", name, cr.Query, ci.answerer, ci.path)
+		// Bring up the path: vswitchd or the bridge, never both.
+		var perr error
+		if ci.bridge {
+			perr = stopVswitchd()
+			if perr == nil && !topo.bridgeUp {
+				perr = topo.bridge(ctx)
+			}
+		} else {
+			perr = topo.unbridge()
+			if perr == nil && vs == nil {
+				vs, perr = startVswitchd(ctx, s, topo, dir)
+			}
+		}
+		if perr == nil {
+			// Who answers: the expected server, with its own answer.
+			perr = waitFor(ctx, 20*time.Second, func() error { return pr.checkOnce(ctx, ci.query, ci.answer) })
+		}
+		if perr != nil {
+			cr.Error = perr.Error()
+			keep = true
+			results = append(results, cr)
+			fmt.Fprintf(log, "  error: %v\n", perr)
+			continue
+		}
+		for i := 0; i < s.Reps && ctx.Err() == nil; i++ {
+			r, rerr := runRep(ctx, s, topo, pr, vs, ci, dir)
+			if rerr != nil {
+				cr.Error = rerr.Error()
+				keep = true
+				fmt.Fprintf(log, "  rep %d: error: %v\n", i+1, rerr)
+				break
+			}
+			cr.Reps = append(cr.Reps, r)
+			fmt.Fprintf(log, "  rep %d: %s\n", i+1, r.line())
+		}
+		results = append(results, cr)
+	}
+	return results, ctx.Err()
+}
+
+// runRep runs dnsperf with the prober alongside, then the prober alone.
+func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vswitchd, ci caseInfo, dir string) (Rep, error) {
+	var r Rep
+	var c0 dnsCounters
+	if vs != nil {
+		var err error
+		if c0, err = vs.dnsStats(ctx); err != nil {
+			return r, err
+		}
+	}
+	cpu0, err := e2e.ReadCPUTimes()
+	if err != nil {
+		return r, err
+	}
+	// The prober covers the middle of the dnsperf window: it starts once
+	// dnsperf has ramped up and ends before dnsperf stops sending.
+	var wg sync.WaitGroup
+	var perr error
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-pctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		r.ProbeLoad, perr = pr.run(pctx, ci.query, ci.answer, s.ProbeRate, s.dur-time.Second)
+	}()
+	res, out, err := runDnsperf(ctx, dnsperfSpec{
+		NS: topo.SrcNS, CPU: s.ClientCPU, Server: serverIP.String(), Name: ci.query, Dur: s.dur,
+		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Dir: dir,
+	})
+	cpu1, cerr := e2e.ReadCPUTimes()
+	pcancel()
+	wg.Wait()
+	if err != nil {
+		return r, err
+	}
+	if perr != nil {
+		return r, perr
+	}
+	if cerr != nil {
+		return r, cerr
+	}
+	r.Dnsperf = res
+	r.CPUBusy = e2e.BusyPercent(cpu0, cpu1)
+	r.ClientBound = res.CPUShare >= s.ClientBound
+	if res.Completed == 0 {
+		return r, fmt.Errorf("dnsperf completed no query: %s", lastLines(out, 8))
+	}
+	if n := res.RCodes["NOERROR"]; n != res.Completed {
+		return r, fmt.Errorf("dnsperf: %d of %d answers NOERROR: %s", n, res.Completed, lastLines(out, 8))
+	}
+	if vs != nil {
+		c1, err := vs.dnsStats(ctx)
+		if err != nil {
+			return r, err
+		}
+		a, p := c1.Answered-c0.Answered, c1.OutsideZone-c0.OutsideZone
+		r.SwitchAnswered, r.SwitchPassed = &a, &p
+	}
+	if s.idleDur > 0 {
+		idle, err := pr.run(ctx, ci.query, ci.answer, s.ProbeRate, s.idleDur)
+		if err != nil {
+			return r, err
+		}
+		r.ProbeIdle = &idle
+	}
+	return r, nil
+}
+
+// line is a one-line progress report of a repetition.
+func (r Rep) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.0f q/s (lost %d), dnsperf mean %.3f ms, dnsperf CPU %.0f%%; probe under load p50 %.0f µs p99 %.0f µs (lost %d, wrong %d)",
+		r.Dnsperf.QPS, r.Dnsperf.Lost, r.Dnsperf.AvgLatencyMs, 100*r.Dnsperf.CPUShare,
+		r.ProbeLoad.P50Us, r.ProbeLoad.P99Us, r.ProbeLoad.Lost, r.ProbeLoad.Wrong)
+	if r.ProbeIdle != nil {
+		fmt.Fprintf(&b, "; idle p50 %.0f µs p99 %.0f µs", r.ProbeIdle.P50Us, r.ProbeIdle.P99Us)
+	}
+	if r.SwitchAnswered != nil {
+		fmt.Fprintf(&b, "; switch answered %d, passed %d", *r.SwitchAnswered, *r.SwitchPassed)
+	}
+	if r.ClientBound {
+		b.WriteString(" [client-bound]")
+	}
+	return b.String()
+}
