@@ -22,8 +22,8 @@ const (
 	// KindGateway is an address the switch itself owns; ND answers for it
 	// carry the Router flag.
 	KindGateway
-	// KindGleaned is a binding learned from observed ARP/ND. Gleaning is
-	// not implemented yet: Add rejects this kind (see BindingTable).
+	// KindGleaned is a binding learned from observed ARP/ND. Such bindings
+	// live in a GleanTable and only come from traffic: Add rejects them.
 	KindGleaned
 )
 
@@ -74,8 +74,9 @@ type key struct {
 
 // entry is what the datapath needs from a binding.
 type entry struct {
-	mac    pipeline.MAC
-	router bool
+	mac     pipeline.MAC
+	router  bool
+	gleaned bool // from the GleanTable, never in a snapshot
 }
 
 // snapshot is an immutable view of the table. Readers load it once per
@@ -92,14 +93,25 @@ type snapshot struct {
 // immutable snapshot map through an atomic.Pointer. Writes (the control
 // plane) are serialized by a mutex, copy the snapshot, change the copy and
 // swap it in, so a write costs O(bindings) — fine for configuration rates.
-// Gleaned bindings (learned from traffic, with aging) are out of scope for
-// now; they will live in a separate fixed-size lock-free table.
+// Gleaned bindings (learned from traffic, with aging) live in a separate
+// fixed-size lock-free GleanTable attached with SetGlean; Lookup, List and
+// Len see only the static and gateway bindings.
 //
 // The zero BindingTable is not usable; use NewBindingTable.
 type BindingTable struct {
-	mu   sync.Mutex // serializes writers
-	snap atomic.Pointer[snapshot]
+	mu    sync.Mutex // serializes writers
+	snap  atomic.Pointer[snapshot]
+	glean atomic.Pointer[GleanTable]
 }
+
+// SetGlean attaches g as the table of gleaned bindings: the ARP and ND
+// stages learn into it and answer from it after the static and gateway
+// bindings. nil (the default) turns gleaning off. Call it before the
+// stages run; a stage picks a change up at its next batch.
+func (t *BindingTable) SetGlean(g *GleanTable) { t.glean.Store(g) }
+
+// Gleaned returns the attached GleanTable, or nil.
+func (t *BindingTable) Gleaned() *GleanTable { return t.glean.Load() }
 
 // NewBindingTable returns an empty table.
 func NewBindingTable() *BindingTable {

@@ -2,6 +2,7 @@ package peephole
 
 import (
 	"encoding/binary"
+	"net"
 	"testing"
 
 	"github.com/vswitch/vswitch/pipeline"
@@ -28,7 +29,9 @@ func FuzzARPStage(f *testing.F) {
 	f.Add(arpFrame(f, arpRequest(nbrVLAN, nbrIP(nbrBound4))), uint8(0))
 	f.Add(arpFrame(f, arpRequest(0, nbrIP(nbrOther4))), uint8(0))
 	f.Add(arpFrame(f, arpSpec{op: 2, srcMAC: nbrHostMAC, senderIP: nbrIP(nbrHost4), targetIP: nbrIP(nbrBound4)}), uint8(0))
-	table := nbrTable(f)
+	// Another host asks for nbrHost4, which the seeds before gleaned.
+	f.Add(arpFrame(f, arpSpec{op: 1, srcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x77}, senderIP: net.IP{10, 0, 0, 30}, targetIP: nbrIP(nbrHost4)}), uint8(0))
+	table, _, _ := glTables(f)
 	f.Fuzz(func(t *testing.T, frame []byte, extra uint8) {
 		s := NewARPStage(table)
 		p := fuzzProcess(s, frame, extra)
@@ -38,10 +41,12 @@ func FuzzARPStage(f *testing.F) {
 		if p.Verdict != pipeline.VerdictReply {
 			t.Fatalf("verdict %v", p.Verdict)
 		}
-		// A reply names a bound address as its sender, from that
-		// binding's MAC, in the packet's VLAN.
+		// A reply names a bound (or gleaned) address as its sender, from
+		// that binding's MAC, in the packet's VLAN.
 		a := pipeline.ARP(p.Data[p.L3Off:])
-		e, ok := table.load().find4(segment(p), a.SenderIP())
+		var c nbrBatch
+		c.load(table)
+		e, ok := c.find4(segment(p), a.SenderIP())
 		if !ok || e.mac != a.SenderMAC() || e.mac != pipeline.Ethernet(p.Data).Src() {
 			t.Fatalf("reply for unbound target %v in vlan %d", a.SenderIP(), segment(p))
 		}
@@ -57,7 +62,9 @@ func FuzzNDStage(f *testing.F) {
 	f.Add(nsFrame(f, nsRequest(0, nbrGw6)), uint8(8))
 	f.Add(nsFrame(f, nsRequest(0, nbrOther6)), uint8(0))
 	f.Add(nsFrame(f, nsSpec{src: nbrHost6, target: nbrBound6, noSLL: true}), uint8(8))
-	table := nbrTable(f)
+	f.Add(naGleanFrame(f, 0, naSpec{target: nbrOther6, tll: net.HardwareAddr{2, 0, 0, 0, 0, 0x77}, ethSrc: net.HardwareAddr{2, 0, 0, 0, 0, 0x77}, flags: 0x60}), uint8(0))
+	f.Add(nsFrame(f, nsRequest(0, nbrOther6)), uint8(8)) // answered from what the NA seed gleaned
+	table, _, _ := glTables(f)
 	f.Fuzz(func(t *testing.T, frame []byte, extra uint8) {
 		s := NewNDStage(table)
 		p := fuzzProcess(s, frame, extra)
@@ -70,8 +77,11 @@ func FuzzNDStage(f *testing.F) {
 		l4 := int(p.L4Off)
 		na := p.Data[l4:]
 		target := [16]byte(na[8:24])
-		e, ok := table.load().find6(segment(p), target)
-		if !ok || pipeline.MAC(na[26:32]) != e.mac || pipeline.Ethernet(p.Data).Src() != e.mac {
+		var c nbrBatch
+		c.load(table)
+		e, ok := c.find6(segment(p), target)
+		if !ok || pipeline.MAC(na[26:32]) != e.mac || pipeline.Ethernet(p.Data).Src() != e.mac ||
+			(na[4]&ndFlagRouter != 0) != e.router {
 			t.Fatalf("advertisement for unbound target %x in vlan %d", target, segment(p))
 		}
 		if na[0] != pipeline.ICMPv6NeighborAdvert || len(na) != ndNALen ||
