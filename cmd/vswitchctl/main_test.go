@@ -320,6 +320,19 @@ port eth0  no_fdb         5
 port eth0  vlan_filtered  2
 worker 0   no_fdb         5
 worker 0   vlan_filtered  2
+
+RESPONDER  ANSWERED  PASSED  MALFORMED  NXDOMAIN  NODATA
+arp        40        9       1          -         -
+nd         12        2       0          -         -
+dns        30        9       2          4         1
+
+PASSED-BY  REASON          COUNT
+arp        not_request     6
+arp        unknown_target  3
+nd         unknown_target  2
+dns        outside_zone    9
+
+GLEANED BINDINGS  1
 `)
 	})
 	t.Run("one port", func(t *testing.T) {

@@ -59,7 +59,8 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	o := &options{output: outputTable, out: out}
 	root := newGroupCmd("vswitchctl", "Control a running vswitchd")
 	root.Long = "vswitchctl talks to vswitchd over its unix-socket API to show status, ports, the\n" +
-		"forwarding database and counters, and to add or delete ports."
+		"forwarding database and counters, to add or delete ports, and to edit the\n" +
+		"ARP/ND bindings and DNS zones the switch answers from."
 	root.SilenceUsage = true  // a failed call is not a reason to print the usage
 	root.SilenceErrors = true // run prints errors once, in its own format
 	root.SetOut(out)
@@ -82,6 +83,9 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newPortCmd(o),
 		newFDBCmd(o),
 		newStatsCmd(o),
+		newBindingCmd(o, familyIPv4),
+		newBindingCmd(o, familyIPv6),
+		newDNSCmd(o),
 	)
 	return root
 }
@@ -133,4 +137,20 @@ func newGroupCmd(use, short string) *cobra.Command {
 // choices completes a flag from a fixed list of values.
 func choices(values ...string) cobra.CompletionFunc {
 	return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp)
+}
+
+// fieldArgError names the argument or flag behind a *vswitch.FieldError
+// from the daemon ("invalid --port: port: no port \"p9\""); other errors
+// pass unchanged. It stays a failure of the call (exit 1): the daemon, not
+// the command line, found the problem.
+func fieldArgError(err error, names map[string]string) error {
+	var fe *vswitch.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name, ok := names[fe.Field]
+	if !ok {
+		name = fe.Field
+	}
+	return fmt.Errorf("invalid %s: %w", name, err)
 }

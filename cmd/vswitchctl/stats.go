@@ -15,11 +15,13 @@ func newStatsCmd(o *options) *cobra.Command {
 	var port string
 	cmd := &cobra.Command{
 		Use:   "stats",
-		Short: "Show per-port and per-worker counters",
+		Short: "Show per-port, per-worker and responder counters",
 		Long: "stats shows every counter of the switch: per port rx/tx frames, bytes and\n" +
 			"rates, drops by reason and the kernel's AF_XDP counters; per worker what it\n" +
-			"did with the frames, its drops by reason and how busy it is. With --port only\n" +
-			"that port's counters are shown.",
+			"did with the frames, its drops by reason and how busy it is; per responder\n" +
+			"(ARP, ND, DNS) what it answered, what it left to forwarding and why, and how\n" +
+			"many bindings were gleaned. With --port only that port's counters are shown\n" +
+			"(workers and responders serve every port, so they are left out).",
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl := o.client()
@@ -35,12 +37,19 @@ func newStatsCmd(o *options) *cobra.Command {
 				}
 				// Workers serve many ports, so their counters say nothing
 				// about this one; leave them out.
-				st.Ports, st.Workers = st.Ports[i:i+1], nil
+				st.Ports, st.Workers, st.Peephole = st.Ports[i:i+1], nil, vswitch.PeepholeStats{}
 			}
 			if o.output == outputJSON {
 				return printJSON(o.out, st)
 			}
-			return printStats(o, st)
+			if err := printStats(o, st); err != nil {
+				return err
+			}
+			if port != "" {
+				return nil
+			}
+			fmt.Fprintln(o.out)
+			return printPeephole(o, st.Peephole)
 		},
 	}
 	cmd.Flags().StringVar(&port, "port", "", "only this port's counters")
@@ -112,4 +121,51 @@ func printStats(o *options, st vswitch.Stats) error {
 		return t.flush()
 	}
 	return nil
+}
+
+// printPeephole shows the responders' counters: what each answered, found
+// malformed or (DNS) answered negatively, what each passed on by reason,
+// and the gleaned bindings.
+func printPeephole(o *options, ph vswitch.PeepholeStats) error {
+	responders := []struct {
+		name string
+		s    vswitch.ResponderStats
+	}{{"arp", ph.ARP}, {"nd", ph.ND}, {"dns", ph.DNS}}
+	t := newTable(o.out, "RESPONDER", "ANSWERED", "PASSED", "MALFORMED", "NXDOMAIN", "NODATA")
+	for _, r := range responders {
+		var passed uint64
+		for _, n := range r.s.Passed {
+			passed += n
+		}
+		nx, nodata := "-", "-" // only DNS answers negatively
+		if r.name == "dns" {
+			nx, nodata = strconv.FormatUint(r.s.NXDomain, 10), strconv.FormatUint(r.s.NoData, 10)
+		}
+		t.row(r.name, r.s.Answered, passed, r.s.Malformed, nx, nodata)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+
+	var passedAny bool
+	for _, r := range responders {
+		passedAny = passedAny || len(r.s.Passed) > 0
+	}
+	if passedAny {
+		fmt.Fprintln(o.out)
+		t = newTable(o.out, "PASSED-BY", "REASON", "COUNT")
+		for _, r := range responders {
+			for _, reason := range slices.Sorted(maps.Keys(r.s.Passed)) {
+				t.row(r.name, reason, r.s.Passed[reason])
+			}
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintln(o.out)
+	t = newTable(o.out)
+	t.row("GLEANED BINDINGS", ph.Gleaned)
+	return t.flush()
 }
