@@ -321,10 +321,10 @@ port eth0  vlan_filtered  2
 worker 0   no_fdb         5
 worker 0   vlan_filtered  2
 
-RESPONDER  ANSWERED  PASSED  MALFORMED  NXDOMAIN  NODATA
-arp        40        9       1          -         -
-nd         12        2       0          -         -
-dns        30        9       2          4         1
+RESPONDER  ANSWERED  PASSED  MALFORMED  NXDOMAIN  NODATA  GLEANED
+arp        40        9       1          -         -       5
+nd         12        2       0          -         -       2
+dns        30        9       2          4         1       -
 
 PASSED-BY  REASON          COUNT
 arp        not_request     6

@@ -348,10 +348,10 @@ func TestStatsPeephole(t *testing.T) {
 		d.ctl.FlushGleaned()
 		out := d.run("stats").ok(t)
 		want := `
-RESPONDER  ANSWERED  PASSED  MALFORMED  NXDOMAIN  NODATA
-arp        3         0       0          -         -
-nd         0         0       0          -         -
-dns        0         0       0          0         0
+RESPONDER  ANSWERED  PASSED  MALFORMED  NXDOMAIN  NODATA  GLEANED
+arp        3         0       0          -         -       0
+nd         0         0       0          -         -       0
+dns        0         0       0          0         0       -
 
 GLEANED BINDINGS  0
 `

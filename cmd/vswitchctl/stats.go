@@ -124,24 +124,25 @@ func printStats(o *options, st vswitch.Stats) error {
 }
 
 // printPeephole shows the responders' counters: what each answered, found
-// malformed or (DNS) answered negatively, what each passed on by reason,
-// and the gleaned bindings.
+// malformed, (DNS) answered negatively or (ARP, ND) gleaned, what each
+// passed on by reason, and the gleaned bindings now in the table.
 func printPeephole(o *options, ph vswitch.PeepholeStats) error {
 	responders := []struct {
 		name string
 		s    vswitch.ResponderStats
 	}{{"arp", ph.ARP}, {"nd", ph.ND}, {"dns", ph.DNS}}
-	t := newTable(o.out, "RESPONDER", "ANSWERED", "PASSED", "MALFORMED", "NXDOMAIN", "NODATA")
+	t := newTable(o.out, "RESPONDER", "ANSWERED", "PASSED", "MALFORMED", "NXDOMAIN", "NODATA", "GLEANED")
 	for _, r := range responders {
 		var passed uint64
 		for _, n := range r.s.Passed {
 			passed += n
 		}
-		nx, nodata := "-", "-" // only DNS answers negatively
+		// Only DNS answers negatively; only ARP and ND glean.
+		nx, nodata, gleaned := "-", "-", strconv.FormatUint(r.s.Gleaned, 10)
 		if r.name == "dns" {
-			nx, nodata = strconv.FormatUint(r.s.NXDomain, 10), strconv.FormatUint(r.s.NoData, 10)
+			nx, nodata, gleaned = strconv.FormatUint(r.s.NXDomain, 10), strconv.FormatUint(r.s.NoData, 10), "-"
 		}
-		t.row(r.name, r.s.Answered, passed, r.s.Malformed, nx, nodata)
+		t.row(r.name, r.s.Answered, passed, r.s.Malformed, nx, nodata, gleaned)
 	}
 	if err := t.flush(); err != nil {
 		return err

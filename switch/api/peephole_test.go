@@ -85,6 +85,15 @@ func TestBindingEndpoints(t *testing.T) {
 		_, err := cl.AddBinding(ctx, vswitch.BindingSpec{IP: "10.0.10.1", MAC: "02:00:00:00:00:0c", VLAN: 10})
 		wantAPIError(t, err, http.StatusConflict, vswitch.ErrExists, "add binding 10.0.10.1 vlan 10")
 	})
+	t.Run("add identical is a no-op", func(t *testing.T) {
+		n := len(ctl.Bindings())
+		if _, err := cl.AddBinding(ctx, vswitch.BindingSpec{IP: "10.0.10.1", MAC: "02:00:00:00:0A:01", VLAN: 10, Kind: "gateway"}); err != nil {
+			t.Error(err)
+		}
+		if len(ctl.Bindings()) != n {
+			t.Error("an identical binding was added twice")
+		}
+	})
 	t.Run("add same ip other vlan", func(t *testing.T) {
 		if _, err := cl.AddBinding(ctx, vswitch.BindingSpec{IP: "10.0.10.1", MAC: "02:00:00:00:00:0c", VLAN: 11}); err != nil {
 			t.Error(err)

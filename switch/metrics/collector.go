@@ -48,6 +48,7 @@ var (
 	peepholeNXDomain  = newDesc("peephole_dns_nxdomain_total", "DNS answers that were NXDOMAIN (no such name in a local zone).")
 	peepholeNoData    = newDesc("peephole_dns_nodata_total", "DNS answers that were NODATA (the name exists, not with the asked type).")
 	peepholeGleaned   = newDesc("peephole_gleaned_bindings", "Gleaned IP-to-MAC bindings now in the table.")
+	peepholeGleans    = newDesc("peephole_gleaned_total", "Bindings the responder learned or refreshed from observed traffic.", "responder")
 
 	fdbEntries = newDesc("fdb_entries", "Entries in the L2 forwarding database.")
 	ports      = newDesc("ports", "Configured ports.")
@@ -60,7 +61,7 @@ var (
 		portXSKRxDrop, portXSKRxFull, portXSKFillEmpt, portXSKTxInval,
 		workerRxPackets, workerTxPackets, workerForwarded, workerFlooded, workerReplied,
 		workerDrops, workerPolls, workerBusy,
-		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned,
+		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned, peepholeGleans,
 		fdbEntries, ports, workers, generation, buildInfo,
 	}
 )
@@ -137,6 +138,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}{{"arp", ph.ARP}, {"nd", ph.ND}, {"dns", ph.DNS}} {
 		counter(peepholeAnswered, r.s.Answered, r.name)
 		counter(peepholeMalformed, r.s.Malformed, r.name)
+		if r.name != "dns" { // DNS gleans nothing
+			counter(peepholeGleans, r.s.Gleaned, r.name)
+		}
 		for reason, n := range r.s.Passed {
 			counter(peepholePassed, n, r.name, reason)
 		}

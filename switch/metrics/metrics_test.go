@@ -79,9 +79,9 @@ vswitch_worker_polls_total{worker="1"} 40000
 func TestCollectorEveryMetricPresent(t *testing.T) {
 	c := metrics.NewCollector(apitest.NewSample())
 	// 2 ports x 8 + eth0's 2 drop reasons; 2 workers x 7 + worker 0's 2
-	// drop reasons; 5 switch-wide; 3 responders x 2 + 4 pass reasons + 3
-	// peephole-wide.
-	if n, want := testutil.CollectAndCount(c), 2*8+2+2*7+2+5+3*2+4+3; n != want {
+	// drop reasons; 5 switch-wide; 3 responders x 2 + 4 pass reasons + 2
+	// gleaning responders + 3 peephole-wide.
+	if n, want := testutil.CollectAndCount(c), 2*8+2+2*7+2+5+3*2+4+2+3; n != want {
 		t.Errorf("collected %d series, want %d", n, want)
 	}
 	for _, name := range []string{
@@ -112,6 +112,10 @@ vswitch_peephole_dns_nxdomain_total 4
 # HELP vswitch_peephole_gleaned_bindings Gleaned IP-to-MAC bindings now in the table.
 # TYPE vswitch_peephole_gleaned_bindings gauge
 vswitch_peephole_gleaned_bindings 1
+# HELP vswitch_peephole_gleaned_total Bindings the responder learned or refreshed from observed traffic.
+# TYPE vswitch_peephole_gleaned_total counter
+vswitch_peephole_gleaned_total{responder="arp"} 5
+vswitch_peephole_gleaned_total{responder="nd"} 2
 # HELP vswitch_peephole_malformed_total Queries the responder found malformed.
 # TYPE vswitch_peephole_malformed_total counter
 vswitch_peephole_malformed_total{responder="arp"} 1
@@ -125,7 +129,7 @@ vswitch_peephole_passed_total{reason="unknown_target",responder="arp"} 3
 vswitch_peephole_passed_total{reason="unknown_target",responder="nd"} 2
 `
 	names := []string{"vswitch_peephole_answered_total", "vswitch_peephole_dns_nodata_total", "vswitch_peephole_dns_nxdomain_total",
-		"vswitch_peephole_gleaned_bindings", "vswitch_peephole_malformed_total", "vswitch_peephole_passed_total"}
+		"vswitch_peephole_gleaned_bindings", "vswitch_peephole_gleaned_total", "vswitch_peephole_malformed_total", "vswitch_peephole_passed_total"}
 	if err := testutil.CollectAndCompare(metrics.NewCollector(ctl), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}

@@ -83,8 +83,8 @@ func NewSample() *Control {
 			{ID: 1, CPU: -1, RxPackets: 1500, TxPackets: 1400, Forwarded: 1400, Polls: 40000, BusyPct: 7.25, RxPPS: 150, TxPPS: 140},
 		},
 		Peephole: vswitch.PeepholeStats{
-			ARP: vswitch.ResponderStats{Answered: 40, Malformed: 1, Passed: map[string]uint64{"not_request": 6, "unknown_target": 3}},
-			ND:  vswitch.ResponderStats{Answered: 12, Passed: map[string]uint64{"unknown_target": 2}},
+			ARP: vswitch.ResponderStats{Answered: 40, Malformed: 1, Gleaned: 5, Passed: map[string]uint64{"not_request": 6, "unknown_target": 3}},
+			ND:  vswitch.ResponderStats{Answered: 12, Gleaned: 2, Passed: map[string]uint64{"unknown_target": 2}},
 			DNS: vswitch.ResponderStats{Answered: 30, Malformed: 2, Passed: map[string]uint64{"outside_zone": 9}, NXDomain: 4, NoData: 1},
 		},
 	}

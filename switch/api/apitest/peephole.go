@@ -58,8 +58,9 @@ func (c *Control) Bindings() []vswitch.BindingInfo {
 }
 
 // AddBinding implements vswitch.PeepholeControl. It canonicalizes the
-// address and MAC, defaults the kind to static and refuses a second
-// binding for the same address in the same VLAN.
+// address and MAC, defaults the kind to static and refuses a different
+// binding for the same address in the same VLAN; an identical one is a
+// no-op.
 func (c *Control) AddBinding(b vswitch.BindingSpec) (vswitch.BindingInfo, error) {
 	ip, err := parseBindableIP(b.IP)
 	if err != nil {
@@ -91,6 +92,9 @@ func (c *Control) AddBinding(b vswitch.BindingSpec) (vswitch.BindingInfo, error)
 	}
 	for _, o := range c.bindings {
 		if o.VLAN == b.VLAN && o.IP == b.IP {
+			if o.BindingSpec == b {
+				return o, nil // as the daemon: adding what is there is a no-op
+			}
 			return vswitch.BindingInfo{}, fmt.Errorf("add binding %s vlan %d: %s binding to %s: %w", b.IP, b.VLAN, o.Kind, o.MAC, vswitch.ErrExists)
 		}
 	}
