@@ -493,6 +493,7 @@ type naSpec struct {
 	hopLimit  uint8 // 0 means 255
 	flags     uint8
 	dst       netip.Addr // invalid means nbrHost6
+	src       netip.Addr // invalid means target
 	target    netip.Addr
 	tll       net.HardwareAddr // nil: no target link-layer option
 	ethSrc    net.HardwareAddr
@@ -508,9 +509,12 @@ func naGleanFrame(tb testing.TB, vlan uint16, s naSpec) []byte {
 	if !s.dst.IsValid() {
 		s.dst = nbrHost6
 	}
+	if !s.src.IsValid() {
+		s.src = s.target
+	}
 	ls := nbrL2(s.ethSrc, nbrHostMAC, vlan, layers.EthernetTypeIPv6)
 	ip := &layers.IPv6{Version: 6, HopLimit: s.hopLimit, NextHeader: layers.IPProtocolICMPv6,
-		SrcIP: nbrIP(s.target), DstIP: nbrIP(s.dst)}
+		SrcIP: nbrIP(s.src), DstIP: nbrIP(s.dst)}
 	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborAdvertisement, 0)}
 	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
 		tb.Fatal(err)
