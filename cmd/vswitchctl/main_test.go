@@ -172,7 +172,7 @@ func TestPortAdd(t *testing.T) {
 	d := startDaemon(t)
 	t.Run("every flag", func(t *testing.T) {
 		out := d.run("port", "add", "up1", "--interface", "eth5", "--xdp-mode", "skb", "--bind", "copy", "--queues", "2",
-			"--vlan-mode", "trunk", "--vlan-allowed", "10,20", "--vlan-allowed", "30", "--vlan-native", "5").ok(t)
+			"--vlan-mode", "trunk", "--vlan-allowed", "10,20", "--vlan-allowed", "30", "--vlan-native", "5", "--spoof-guard").ok(t)
 		golden(t, out, `
 NAME  INTERFACE  IFINDEX  MAC                STATE  XDP  BIND  QUEUES  WORKERS  VLAN
 up1   eth5       4        02:00:00:00:01:03  up     skb  copy  0,1     0,1      trunk 10,20,30 native 5
@@ -180,7 +180,7 @@ up1   eth5       4        02:00:00:00:01:03  up     skb  copy  0,1     0,1      
 		ports := d.ctl.Ports()
 		got := ports[len(ports)-1].PortSpec
 		want := vswitch.PortSpec{Name: "up1", Interface: "eth5", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 2,
-			VLAN: &vswitch.VLANSpec{Mode: "trunk", Allowed: []uint16{10, 20, 30}, Native: 5}}
+			VLAN: &vswitch.VLANSpec{Mode: "trunk", Allowed: []uint16{10, 20, 30}, Native: 5}, SpoofGuard: true}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("daemon got spec %+v, want %+v", got, want)
 		}

@@ -81,6 +81,7 @@ type portAddFlags struct {
 	queues                         int
 	vlanTag, vlanNative            uint16
 	vlanAllowed                    []uint
+	spoofGuard                     bool
 }
 
 // fieldFlags names the flag that sets each PortSpec field, so a validation
@@ -96,6 +97,7 @@ var fieldFlags = map[string]string{
 	"vlan.tag":     "--vlan-tag",
 	"vlan.allowed": "--vlan-allowed",
 	"vlan.native":  "--vlan-native",
+	"spoof_guard":  "--spoof-guard",
 }
 
 func newPortAddCmd(o *options) *cobra.Command {
@@ -133,6 +135,7 @@ func newPortAddCmd(o *options) *cobra.Command {
 	fl.Uint16Var(&f.vlanTag, "vlan-tag", 0, "access VLAN (with --vlan-mode access)")
 	fl.UintSliceVar(&f.vlanAllowed, "vlan-allowed", nil, "VLANs a trunk carries, e.g. 10,20 (default all)")
 	fl.Uint16Var(&f.vlanNative, "vlan-native", 0, "VLAN of untagged frames on a trunk")
+	fl.BoolVar(&f.spoofGuard, "spoof-guard", false, "let the port claim only the addresses bound to it (vswitchctl arp/nd add --port)")
 	_ = cmd.RegisterFlagCompletionFunc("xdp-mode", choices("native", "skb"))
 	_ = cmd.RegisterFlagCompletionFunc("bind", choices("auto", "copy", "zerocopy"))
 	_ = cmd.RegisterFlagCompletionFunc("vlan-mode", choices("access", "trunk"))
@@ -154,7 +157,7 @@ func (f *portAddFlags) spec(cmd *cobra.Command, name string) (vswitch.PortSpec, 
 	if f.iface == "" {
 		return vswitch.PortSpec{}, usageErrorf("required flag --interface not set")
 	}
-	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues}
+	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues, SpoofGuard: f.spoofGuard}
 	fl := cmd.Flags()
 	if f.vlanMode == "" {
 		for _, n := range []string{"vlan-tag", "vlan-allowed", "vlan-native"} {
