@@ -24,7 +24,9 @@ type ARPStats struct {
 // request in place into the reply and setting pipeline.VerdictReply. It
 // answers from the static and gateway bindings first, then from the
 // gleaned ones, and gleans sender bindings from requests, replies and
-// announcements when the BindingTable has a GleanTable attached.
+// announcements when the BindingTable has a GleanTable attached: never
+// from probes, never when the sender MAC is not unicast or not the frame's
+// Ethernet source, never over a static or gateway binding.
 // Everything else ARP is left undecided. It is safe for one worker at a
 // time per stage value; counters may be read from any goroutine.
 type ARPStage struct {

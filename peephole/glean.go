@@ -195,7 +195,10 @@ func (t *GleanTable) learn(vlan uint16, addr [16]byte, mac pipeline.MAC, now uin
 		if macv&^gleanMACMask == key && shi == hi && slo == lo {
 			if macv == want {
 				// The common case: a known host. Write only once a
-				// second, so its slot's cache line stays shared.
+				// second, so its slot's cache line stays shared. The
+				// store is outside the seqlock: if the slot changed
+				// since the read, its new binding gets a time just as
+				// recent, and an empty slot ignores it.
 				if seen != now {
 					s.seen.Store(now)
 				}
@@ -290,11 +293,22 @@ func (t *GleanTable) clearIf(drop func(hi, lo, macv uint64, seen uint32) bool) i
 	return n
 }
 
-// Expire removes the bindings last seen before clock value olderThan
-// (typically Now() minus the aging time) and says how many. Control path;
-// safe concurrently with the datapath.
+// Expire removes the bindings last seen before clock value olderThan and
+// says how many. Control path; safe concurrently with the datapath.
+// ExpireIdle is the usual way to call it.
 func (t *GleanTable) Expire(olderThan uint32) int {
 	return t.clearIf(func(_, _, _ uint64, seen uint32) bool { return seen < olderThan })
+}
+
+// ExpireIdle removes the bindings not seen for more than idle seconds of
+// the clock and says how many. Unlike Expire(Now()-idle) it does not wrap
+// around (and expire everything) while the clock is younger than idle.
+func (t *GleanTable) ExpireIdle(idle uint32) int {
+	now := t.Now()
+	if now <= idle {
+		return 0
+	}
+	return t.Expire(now - idle)
 }
 
 // Flush removes every binding and says how many.

@@ -171,6 +171,14 @@ func TestGleanTableExpireFlushDelList(t *testing.T) {
 	if g.Expire(200) != 0 || g.Len() != 3 {
 		t.Errorf("second Expire removed something; Len %d", g.Len())
 	}
+	// The clock is at 1000: idle for more than 999 s is nothing; a clock
+	// younger than the idle time expires nothing rather than wrapping.
+	if n := g.ExpireIdle(999); n != 0 {
+		t.Errorf("ExpireIdle(999) = %d", n)
+	}
+	if n := g.ExpireIdle(5000); n != 0 {
+		t.Errorf("ExpireIdle(5000) with the clock at 1000 = %d", n)
+	}
 
 	if g.Del(0, nbrHost4) {
 		t.Error("Del of an expired binding reported true")
@@ -187,6 +195,10 @@ func TestGleanTableExpireFlushDelList(t *testing.T) {
 	// Del takes the v4-mapped form of an IPv4 address too.
 	if !g.Del(0, netip.AddrFrom16(nbrOther4.As16())) {
 		t.Error("Del(v4-mapped) = false")
+	}
+	glLearn(g, 9, nbrBound4, glMAC1, 850)
+	if n := g.ExpireIdle(150); n != 1 {
+		t.Errorf("ExpireIdle(150) at 1000 = %d, want 1 (seen at 400)", n)
 	}
 	if n := g.Flush(); n != 1 || g.Len() != 0 || len(g.List(nil)) != 0 {
 		t.Errorf("Flush = %d, Len %d", n, g.Len())

@@ -29,7 +29,10 @@ type NDStats struct {
 // bindings first, then from the gleaned ones (never with the Router flag),
 // and, when the BindingTable has a GleanTable attached, gleans the source
 // of solicitations carrying a source link-layer option and the target of
-// advertisements carrying a target link-layer option. Everything else is
+// valid advertisements carrying a target link-layer option. As for ARP,
+// the option's MAC must be the frame's Ethernet source (so a proxy's
+// advertisement for another host teaches nothing), unicast, and the
+// address must not have a static or gateway binding. Everything else is
 // left undecided. It is safe for one worker at a time per stage value;
 // counters may be read from any goroutine.
 type NDStage struct {
