@@ -21,13 +21,14 @@ type family struct {
 	filter   string // api.FamilyIPv4 or api.FamilyIPv6
 	other    string // the command of the other family
 	example  string // an address of the family, for help texts
+	gateway  string // another, for the gateway example
 	is4      bool
 	protocol string // what the responder answers
 }
 
 var (
-	familyIPv4 = family{cmd: "arp", name: "IPv4", filter: api.FamilyIPv4, other: "nd", example: "10.0.10.5", is4: true, protocol: "ARP"}
-	familyIPv6 = family{cmd: "nd", name: "IPv6", filter: api.FamilyIPv6, other: "arp", example: "2001:db8:10::5", protocol: "neighbor discovery"}
+	familyIPv4 = family{cmd: "arp", name: "IPv4", filter: api.FamilyIPv4, other: "nd", example: "10.0.10.5", gateway: "10.0.10.1", is4: true, protocol: "ARP"}
+	familyIPv6 = family{cmd: "nd", name: "IPv6", filter: api.FamilyIPv6, other: "arp", example: "2001:db8:10::5", gateway: "2001:db8:10::1", protocol: "neighbor discovery"}
 )
 
 // bindingFields names the argument or flag behind a binding field in the
@@ -108,7 +109,7 @@ func newBindingAddCmd(o *options, f family) *cobra.Command {
 		Use:   "add IP MAC",
 		Short: fmt.Sprintf("Bind an %s address to a MAC address", f.name),
 		Example: fmt.Sprintf("  vswitchctl %s add %s 02:00:00:00:00:05 --vlan 10 --port p1\n", f.cmd, f.example) +
-			fmt.Sprintf("  vswitchctl %s add %s 02:00:00:00:00:01 --vlan 10 --kind gateway", f.cmd, f.example),
+			fmt.Sprintf("  vswitchctl %s add %s 02:00:00:00:00:01 --vlan 10 --kind gateway", f.cmd, f.gateway),
 		Args: args(cobra.ExactArgs(2)),
 		ValidArgsFunction: func(cmd *cobra.Command, a []string, _ string) ([]string, cobra.ShellCompDirective) {
 			return nil, cobra.ShellCompDirectiveNoFileComp

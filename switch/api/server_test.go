@@ -533,6 +533,16 @@ func TestConcurrentRequests(t *testing.T) {
 				if _, err := cl.FDB(ctx, api.FDBFilter{Port: "eth1"}); err != nil {
 					errs <- err
 				}
+				ip := fmt.Sprintf("10.%d.%d.1", w, i)
+				if _, err := cl.AddBinding(ctx, vswitch.BindingSpec{IP: ip, MAC: "02:00:00:00:00:99"}); err != nil {
+					errs <- err
+				}
+				if _, err := cl.Bindings(ctx, api.BindingFilter{Family: api.FamilyIPv4}); err != nil {
+					errs <- err
+				}
+				if err := cl.DelBinding(ctx, 0, ip); err != nil {
+					errs <- err
+				}
 				if err := cl.DelPort(ctx, name); err != nil {
 					errs <- err
 				}

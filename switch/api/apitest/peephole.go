@@ -52,7 +52,10 @@ func (c *Control) Bindings() []vswitch.BindingInfo {
 	defer c.mu.Unlock()
 	out := slices.Clone(c.bindings)
 	slices.SortFunc(out, func(a, b vswitch.BindingInfo) int {
-		return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), netip.MustParseAddr(a.IP).Compare(netip.MustParseAddr(b.IP)))
+		// SetBindings may hold addresses that do not parse; they sort first.
+		ia, _ := netip.ParseAddr(a.IP)
+		ib, _ := netip.ParseAddr(b.IP)
+		return cmp.Or(cmp.Compare(a.VLAN, b.VLAN), ia.Compare(ib), cmp.Compare(a.IP, b.IP))
 	})
 	return out
 }
