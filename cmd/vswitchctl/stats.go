@@ -35,8 +35,8 @@ func newStatsCmd(o *options) *cobra.Command {
 				if i < 0 {
 					return fmt.Errorf("show stats of port %q: %w", port, vswitch.ErrNotFound)
 				}
-				// Workers serve many ports, so their counters say nothing
-				// about this one; leave them out.
+				// Workers and responders serve many ports, so their
+				// counters say nothing about this one; leave them out.
 				st.Ports, st.Workers, st.Peephole = st.Ports[i:i+1], nil, vswitch.PeepholeStats{}
 			}
 			if o.output == outputJSON {
