@@ -36,11 +36,14 @@ type GleanTable struct {
 	seed  uint64 // per-table hash seed, so bucket collisions cannot be precomputed
 	clock *atomic.Uint32
 
+	// The counters take every worker's once-per-batch writes: keep them
+	// off the cache line the lookups read.
+	_                                  [64]byte
 	learned, refreshed, replaced, busy atomic.Uint64
 }
 
-// gleanWays is the number of slots in a bucket: four 32-byte slots are two
-// cache lines.
+// gleanWays is the number of slots in a bucket: four 32-byte slots, 128
+// bytes.
 const gleanWays = 4
 
 // gleanSlot is one binding. Address words hold the key's 16-byte address
@@ -71,8 +74,7 @@ type GleanStats struct {
 // NewGleanTable returns an empty table of size slots (rounded up to a power
 // of two, at least one bucket) whose LastSeen times read clock, the
 // switch's seconds counter that someone else advances. The table keeps
-// clock and reads it only on the control path; the datapath is handed the
-// time by its stage once per batch.
+// clock; the ARP and ND stages read it once per batch.
 func NewGleanTable(size int, clock *atomic.Uint32) *GleanTable {
 	n := gleanWays
 	for n < size {
@@ -228,8 +230,7 @@ func (t *GleanTable) learn(vlan uint16, addr [16]byte, mac pipeline.MAC, now uin
 		c.busy++
 		return false
 	}
-	s.macv.Store(0) // a reader between the stores sees an odd sequence anyway
-	s.hi.Store(hi)
+	s.hi.Store(hi) // readers see an odd sequence until unlock
 	s.lo.Store(lo)
 	s.seen.Store(now)
 	s.macv.Store(want)
