@@ -1,5 +1,3 @@
-//go:build peephole_wip
-
 package vswitch
 
 import (

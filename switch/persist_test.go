@@ -14,6 +14,11 @@ import (
 // file path, the live ports and the persist flag.
 func persistSwitch(path string, ports ...*afxdpPort) *Switch {
 	sw := &Switch{cfg: &Config{StateFile: path}, live: map[string]*afxdpPort{}, persist: true}
+	var ph PeepholeSpec
+	ph.SetDefaults()
+	if err := sw.initPeephole(ph); err != nil {
+		panic(err)
+	}
 	for _, p := range ports {
 		sw.live[p.spec.Name] = p
 	}

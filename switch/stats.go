@@ -125,6 +125,7 @@ func (sw *Switch) rawStats() Stats {
 // Stats implements Control: counters plus the rates of the last second.
 func (sw *Switch) Stats() Stats {
 	st := sw.rawStats()
+	st.Peephole = sw.PeepholeStats()
 	r := &sw.rates
 	r.mu.Lock()
 	defer r.mu.Unlock()

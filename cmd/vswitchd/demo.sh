@@ -46,6 +46,7 @@ up() {
     ip netns exec "$n" ethtool -K eth0 tx off >/dev/null
     ip link set "$p" up
   done
+  mac_c=$(ip -n vsdemo-c -br link show eth0 | awk '{print $3}')
   cat >"$DIR/vswitchd.yaml" <<YAML
 api_socket: $SOCK
 state_file: $DIR/state.json
@@ -54,6 +55,15 @@ ports:
   - {name: a, interface: vsd-a}
   - {name: b, interface: vsd-b}
   - {name: c, interface: vsd-c}
+peephole:
+  bindings:
+    - {ip: 10.213.0.3, mac: "$mac_c", port: c}
+  dns:
+    zones: [{name: demo.vs}]
+    records:
+      - {name: a.demo.vs, type: A, value: 10.213.0.1}
+      - {name: b.demo.vs, type: A, value: 10.213.0.2}
+      - {name: c.demo.vs, type: A, value: 10.213.0.3}
 YAML
   nohup "$BIN/vswitchd" --config "$DIR/vswitchd.yaml" >"$DIR/vswitchd.log" 2>&1 &
   echo $! >"$DIR/vswitchd.pid"
@@ -62,13 +72,19 @@ YAML
   echo; echo "== ping a -> b and a -> c through vswitchd"
   ip netns exec vsdemo-a ping -c 3 -i 0.2 -W 2 10.213.0.2
   ip netns exec vsdemo-a ping -c 3 -i 0.2 -W 2 10.213.0.3
+  echo; echo "== DNS answered inside the switch (no DNS server runs in b)"
+  ip netns exec vsdemo-a dig +short +time=2 +tries=1 @10.213.0.2 c.demo.vs A
+  echo; echo "== ARP for c answered by the switch from its binding table"
+  ip netns exec vsdemo-a arping -c 2 -w 3 -I eth0 10.213.0.3 || true
   echo; echo "== learned MACs"; ctl fdb show
   echo; echo "== counters"; ctl stats
   cat <<MSG
 
 vswitchd is running (pid $(cat "$DIR/vswitchd.pid"), log $DIR/vswitchd.log).
 Try:  ip netns exec vsdemo-a ping 10.213.0.3
+      ip netns exec vsdemo-a dig @10.213.0.2 b.demo.vs
       $BIN/vswitchctl --socket $SOCK stats
+      $BIN/vswitchctl --socket $SOCK dns list
 Stop: make demo-stop
 MSG
 }
