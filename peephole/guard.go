@@ -115,7 +115,7 @@ type GuardStats struct {
 	DroppedSrcMAC uint64 // Ethernet source not a MAC the port claims
 	DroppedARP    uint64 // ARP sender IP/MAC not claimed by the port, or a truncated ARP packet
 	DroppedIP     uint64 // IPv4/IPv6 source not claimed by the port with the frame's MAC
-	DroppedND     uint64 // Neighbor Advertisement for a target the port does not claim, or malformed
+	DroppedND     uint64 // ND announcing an address or MAC the port does not claim, or malformed
 }
 
 // GuardStage drops, with pipeline.DropSpoofed, packets from guarded ports
@@ -127,7 +127,10 @@ type GuardStats struct {
 //   - an IPv4 or IPv6 source must be claimed with the Ethernet source MAC,
 //     except 0.0.0.0 (DHCP) and :: (duplicate address detection);
 //   - a Neighbor Advertisement's target must be claimed by the port, with
-//     the MAC of its target link-layer option if it has one.
+//     the MAC of its target link-layer option if it has one;
+//   - a Neighbor Solicitation's source link-layer option, if any, must be
+//     a MAC its source address is claimed with (so a guarded host cannot
+//     point its neighbors' caches at another MAC).
 //
 // Claims are per segment: the packet's classified VLAN (p.VLAN). Packets
 // from unguarded ports and packets already decided are left alone. It runs
@@ -239,7 +242,7 @@ func guardCheck(p *pipeline.Packet, s *guardSnap) int {
 			return guardIP
 		}
 		if p.Flags&pipeline.FlagL4 != 0 && p.L4Proto == pipeline.ProtoICMPv6 {
-			return guardNA(p, s)
+			return guardND6(p, s, sip)
 		}
 		return guardPass
 	}
@@ -248,23 +251,38 @@ func guardCheck(p *pipeline.Packet, s *guardSnap) int {
 	return guardPass
 }
 
-// guardNA checks a Neighbor Advertisement's target and target link-layer
-// option; other ICMPv6 messages pass.
-func guardNA(p *pipeline.Packet, s *guardSnap) int {
+// guardND6 checks the link-layer addresses a Neighbor Discovery message
+// announces: a Neighbor Advertisement's target must be claimed by the port
+// (with the MAC of its target link-layer option, if any), and a Neighbor
+// Solicitation's source link-layer option must be a MAC its (already
+// checked) source is claimed with. Other ICMPv6 messages pass.
+func guardND6(p *pipeline.Packet, s *guardSnap, src [16]byte) int {
 	d := p.Data
 	l4, end := int(p.L4Off), int(p.L3Off)+int(p.L3Len)
 	if end > len(d) || l4 < pipeline.EthernetHeaderLen || l4+pipeline.ICMPHeaderLen > end {
 		return guardND
 	}
 	icmp := d[l4:end]
-	if icmp[0] != pipeline.ICMPv6NeighborAdvert {
+	var addr [16]byte
+	var llOpt byte
+	switch icmp[0] {
+	case pipeline.ICMPv6NeighborAdvert:
+		if len(icmp) < ndMsgLen {
+			return guardND
+		}
+		addr, llOpt = [16]byte(icmp[8:24]), ndOptTargetLL
+	case pipeline.ICMPv6NeighborSolicit:
+		if src == ([16]byte{}) {
+			return guardPass // DAD: the source rule let it through, and it announces no MAC
+		}
+		if len(icmp) < ndMsgLen {
+			return guardND
+		}
+		addr, llOpt = src, ndOptSourceLL
+	default:
 		return guardPass
 	}
-	if len(icmp) < ndMsgLen {
-		return guardND
-	}
-	target := [16]byte(icmp[8:24])
-	claims, ok := s.ip6[guardKey6{addr: target, port: p.InPort, vlan: p.VLAN}]
+	claims, ok := s.ip6[guardKey6{addr: addr, port: p.InPort, vlan: p.VLAN}]
 	if !ok {
 		return guardND
 	}
@@ -272,7 +290,7 @@ func guardNA(p *pipeline.Packet, s *guardSnap) int {
 		if len(opts) < 2 || opts[1] == 0 || int(opts[1])*8 > len(opts) {
 			return guardND
 		}
-		if opts[0] == ndOptTargetLL && (opts[1] != 1 || !slices.Contains(claims, pipeline.MAC(opts[2:8]))) {
+		if opts[0] == llOpt && (opts[1] != 1 || !slices.Contains(claims, pipeline.MAC(opts[2:8]))) {
 			return guardND
 		}
 		opts = opts[int(opts[1])*8:]

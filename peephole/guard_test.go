@@ -93,6 +93,20 @@ func grNA(tb testing.TB, f func(*naSpec)) []byte {
 	return naGleanFrame(tb, 0, s)
 }
 
+// grNS is a solicitation from nbrHost6 whose source link-layer option
+// names sll.
+func grNS(tb testing.TB, sll net.HardwareAddr) []byte {
+	tb.Helper()
+	f := nsFrame(tb, nsRequest(0, grOther6))
+	copy(f[len(f)-6:], sll)
+	var q pipeline.Packet
+	q.Data = f
+	q.Reset()
+	q.Parse()
+	q.SetL4Checksum()
+	return f
+}
+
 func TestGuardStage(t *testing.T) {
 	host := nbrHostMAC
 	v4zero := netip.IPv4Unspecified()
@@ -154,6 +168,10 @@ func TestGuardStage(t *testing.T) {
 		{"NS claimed source", grPort, 0, nsFrame(t, nsRequest(0, grOther6)), GuardStats{}},
 		{"NS DAD", grPort, 0, nsFrame(t, nsSpec{src: netip.IPv6Unspecified(), target: grOther6}), GuardStats{}},
 		{"NS unclaimed source", grPort, 0, nsFrame(t, nsSpec{src: grOther6, target: nbrHost6}), GuardStats{DroppedIP: 1}},
+		{"NS without SLLAO", grPort, 0, nsFrame(t, nsSpec{src: nbrHost6, target: grOther6, noSLL: true}), GuardStats{}},
+		{"NS SLLAO not the source's claim", grPort, 0, grNS(t, grMAC2), GuardStats{DroppedND: 1}},
+		{"NS SLLAO unclaimed", grPort, 0, grNS(t, grOther), GuardStats{DroppedND: 1}},
+		{"echo request", grPort, 0, nsFrame(t, nsSpec{typ: layers.ICMPv6TypeEchoRequest, src: nbrHost6, target: grOther6}), GuardStats{}},
 
 		// Neighbor Advertisements.
 		{"NA claimed target", grPort, 0, grNA(t, func(*naSpec) {}), GuardStats{}},
@@ -239,6 +257,12 @@ func TestGuardStageMalformed(t *testing.T) {
 	if p := nbrRunOn(t, s, bad, 0, grPort, 0); p.Reason != pipeline.DropSpoofed || s.Stats().DroppedND != 1 {
 		t.Errorf("NA with a zero-length option: %v %+v", p.Reason, s.Stats())
 	}
+	ns := nsFrame(t, nsRequest(0, grOther6))
+	ns[14+40+24+1] = 0 // zero-length source link-layer option
+	s = NewGuardStage(grGuard())
+	if p := nbrRunOn(t, s, ns, 0, grPort, 0); p.Reason != pipeline.DropSpoofed || s.Stats().DroppedND != 1 {
+		t.Errorf("NS with a zero-length option: %v %+v", p.Reason, s.Stats())
+	}
 }
 
 func TestGuardStageBatch(t *testing.T) {
@@ -317,7 +341,8 @@ func FuzzGuardStage(f *testing.F) {
 	f.Add(grIPv6(f, 0, nbrHostMAC, nbrHost6), uint8(0), uint16(nbrVLAN))
 	f.Add(grNA(f, func(*naSpec) {}), uint8(3), uint16(0))
 	f.Add(grNA(f, func(s *naSpec) { s.tll = grMAC2 }), uint8(0), uint16(0))
-	f.Add(nsFrame(f, nsRequest(0, grOther6)), uint8(1), uint16(0))
+	f.Add(nsFrame(f, nsRequest(0, grOther6)), uint8(0), uint16(0))
+	f.Add(grNS(f, grMAC2), uint8(0), uint16(0))
 	ports := [4]uint16{grPort, grUnguarded, grNoClaims, grFarPort}
 	g := grGuard()
 	snap := g.snap.Load()
