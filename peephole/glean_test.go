@@ -644,3 +644,77 @@ func TestNDStageAnswersGleaned(t *testing.T) {
 		})
 	}
 }
+
+// TestStagesGleanConcurrently runs one ARP and one ND stage per worker over
+// a shared GleanTable, as the switch does: hosts announce themselves and
+// ask for each other, and every answer must carry the asked host's MAC.
+// Run it with -race.
+func TestStagesGleanConcurrently(t *testing.T) {
+	bt, _, clock := glTables(t)
+	const hosts, workers, rounds = 32, 4, 300
+	macOf := func(h int) net.HardwareAddr { return net.HardwareAddr{0x02, 0, 0, 0, 0x20, byte(h)} }
+	ip4Of := func(h int) net.IP { return net.IP{10, 4, 0, byte(h + 1)} }
+	ip6Of := func(h int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 4, 15: byte(h + 1)})
+	}
+	var arpReq, nsReq [hosts][hosts][]byte
+	for h := range hosts {
+		for q := range hosts {
+			arpReq[h][q] = arpFrame(t, arpSpec{op: layers.ARPRequest, srcMAC: macOf(h), senderIP: ip4Of(h), targetIP: ip4Of(q)})
+			f := nsFrame(t, nsSpec{src: ip6Of(h), target: ip6Of(q)})
+			copy(f[6:12], macOf(h))      // Ethernet source
+			copy(f[len(f)-6:], macOf(h)) // source link-layer option
+			var p pipeline.Packet
+			p.Data = f
+			p.Reset()
+			p.Parse()
+			p.SetL4Checksum()
+			nsReq[h][q] = f
+		}
+	}
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	var answered atomic.Uint64
+	go func() {
+		for !stop.Load() {
+			clock.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer stop.Store(true)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			arp, nd := NewARPStage(bt), NewNDStage(bt)
+			var b pipeline.Batch
+			buf := make([]byte, 0, 2048)
+			for r := range rounds {
+				h, q := (r+w*7)%hosts, (r*5+w)%hosts
+				for _, st := range []struct {
+					s pipeline.Stage
+					f []byte
+				}{{arp, arpReq[h][q]}, {nd, nsReq[h][q]}} {
+					b.Len = 1
+					p := &b.Pkts[0]
+					p.Data = append(buf[:0], st.f...)
+					p.Reset()
+					p.Parse()
+					st.s.Process(&b)
+					if p.Verdict != pipeline.VerdictReply {
+						continue // q not gleaned yet, or h == q
+					}
+					if src := pipeline.Ethernet(p.Data).Src(); !bytes.Equal(src[:], macOf(q)) {
+						t.Errorf("worker %d: answer for host %d from %v", w, q, src)
+						return
+					}
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if answered.Load() < workers*rounds {
+		t.Errorf("only %d of %d requests answered from gleaned bindings", answered.Load(), 2*workers*rounds)
+	}
+}
