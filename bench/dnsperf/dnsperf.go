@@ -104,12 +104,14 @@ type dnsperfSpec struct {
 	Clients     int
 	Outstanding int
 	TimeoutS    int
+	Nice        int
 	Dir         string // for the query file and the output
 }
 
 // runDnsperf runs dnsperf in the client namespace, pinned to spec.CPU,
-// and parses its statistics. ip netns exec and taskset exec their command,
-// so the process reaped is dnsperf itself and its rusage is dnsperf's.
+// and parses its statistics. ip netns exec, nice and taskset exec their
+// command, so the process reaped is dnsperf itself and its rusage is
+// dnsperf's.
 func runDnsperf(ctx context.Context, spec dnsperfSpec) (DnsperfResult, string, error) {
 	qfile := filepath.Join(spec.Dir, "queries-"+spec.Name+".txt")
 	if err := os.WriteFile(qfile, []byte(spec.Name+" A\n"), 0o644); err != nil {
@@ -118,10 +120,11 @@ func runDnsperf(ctx context.Context, spec dnsperfSpec) (DnsperfResult, string, e
 	secs := int(spec.Dur / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, spec.Dur+time.Duration(spec.TimeoutS)*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", spec.NS, "taskset", "-c", strconv.Itoa(spec.CPU),
+	argv := append([]string{"ip", "netns", "exec", spec.NS}, pinned(spec.CPU, spec.Nice,
 		"dnsperf", "-s", spec.Server, "-d", qfile, "-l", strconv.Itoa(secs),
 		"-c", strconv.Itoa(spec.Clients), "-T", "1", "-q", strconv.Itoa(spec.Outstanding),
-		"-t", strconv.Itoa(spec.TimeoutS))
+		"-t", strconv.Itoa(spec.TimeoutS))...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -153,4 +156,15 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// pinned prefixes argv with nice and taskset: run at niceness nice (none
+// when 0) on core cpu. Both exec the command, so its PID is the one
+// started.
+func pinned(cpu, nice int, argv ...string) []string {
+	var out []string
+	if nice != 0 {
+		out = append(out, "nice", "-n", strconv.Itoa(nice))
+	}
+	return append(append(out, "taskset", "-c", strconv.Itoa(cpu)), argv...)
 }

@@ -20,9 +20,10 @@
 // unloaded). dnsperf and the harness run on -client-cpu; vswitchd's worker
 // and dnsmasq run on -server-cpu, so each server gets the same core.
 //
-// dnsperf saturating its own core first (client-bound) is detected from its
-// CPU time and reported with the rate it reached: the server's true rate
-// is then at least that.
+// The client side saturating first (client-bound) is detected, from
+// dnsperf's CPU time or from its core being busy (dnsperf, the sending
+// softirqs, other work on a shared machine), and reported with the rate
+// reached: the server's true rate is then at least that.
 //
 // Results go to stdout (markdown) and, with -out, to
 // dns-YYYYMMDD-HHMMSS.{json,md}. Rates are reported, never asserted.
@@ -61,28 +62,36 @@ var AllCases = []string{CaseSwitch, CaseDnsmasqVswitchd, CaseDnsmasqBridge}
 
 // Settings are one run's knobs, recorded in the report.
 type Settings struct {
-	Bin          string   `json:"bin"`
-	Out          string   `json:"out,omitempty"`
-	Cases        []string `json:"cases"`
-	Reps         int      `json:"reps"`
-	DurationS    float64  `json:"duration_s"`
-	IdleS        float64  `json:"idle_probe_s"`
-	Clients      int      `json:"dnsperf_clients"`
-	Outstanding  int      `json:"dnsperf_max_outstanding"`
-	TimeoutS     int      `json:"dnsperf_timeout_s"`
-	ProbeRate    int      `json:"probe_qps"`
-	ClientCPU    int      `json:"client_cpu"`
-	ServerCPU    int      `json:"server_cpu"`
-	PollMode     string   `json:"vswitchd_poll_mode"`
-	ClientBound  float64  `json:"client_bound_cpu_share"`
-	dur, idleDur time.Duration
+	Bin         string   `json:"bin"`
+	Out         string   `json:"out,omitempty"`
+	Cases       []string `json:"cases"`
+	Reps        int      `json:"reps"`
+	DurationS   float64  `json:"duration_s"`
+	IdleS       float64  `json:"idle_probe_s"`
+	Clients     int      `json:"dnsperf_clients"`
+	Outstanding int      `json:"dnsperf_max_outstanding"`
+	TimeoutS    int      `json:"dnsperf_timeout_s"`
+	ProbeRate   int      `json:"probe_qps"`
+	ClientCPU   int      `json:"client_cpu"`
+	ServerCPU   int      `json:"server_cpu"`
+	PollMode    string   `json:"vswitchd_poll_mode"`
+	// Nice is the niceness of every measured process (dnsperf, vswitchd,
+	// dnsmasq, the prober): on a shared machine, other work at the default
+	// niceness must not starve them. 0 leaves it alone.
+	Nice        int     `json:"nice"`
+	ClientBound float64 `json:"client_bound_cpu_share"`
+	// ClientCoreBusy is the client core's busy percentage from which a
+	// repetition counts as client-bound even when dnsperf itself used
+	// less: on a shared machine other work on that core starves it.
+	ClientCoreBusy float64 `json:"client_bound_core_busy_pct"`
+	dur, idleDur   time.Duration
 }
 
 func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	s := Settings{
 		Bin: "bin", Cases: AllCases, Reps: 3, dur: 10 * time.Second, idleDur: 3 * time.Second,
 		Clients: 4, Outstanding: 200, TimeoutS: 1, ProbeRate: 500,
-		ClientCPU: 0, ServerCPU: 1, PollMode: "busy", ClientBound: 0.9,
+		ClientCPU: 0, ServerCPU: 1, PollMode: "busy", ClientBound: 0.9, ClientCoreBusy: 95, Nice: -15,
 	}
 	fs := flag.NewFlagSet("dnsperf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -100,7 +109,9 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.IntVar(&s.ClientCPU, "client-cpu", s.ClientCPU, "core of dnsperf and this harness (prober)")
 	fs.IntVar(&s.ServerCPU, "server-cpu", s.ServerCPU, "core of vswitchd (whole process) and dnsmasq")
 	fs.StringVar(&s.PollMode, "poll-mode", s.PollMode, "vswitchd workers.poll_mode")
+	fs.IntVar(&s.Nice, "nice", s.Nice, "niceness of dnsperf, vswitchd, dnsmasq and the prober (0: unchanged)")
 	fs.Float64Var(&s.ClientBound, "client-bound", s.ClientBound, "dnsperf CPU share of one core from which a case counts as client-bound")
+	fs.Float64Var(&s.ClientCoreBusy, "client-core-busy", s.ClientCoreBusy, "busy % of the client core from which a case counts as client-bound")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -155,7 +166,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dnsperf bench: needs root (network namespaces, veth, AF_XDP)")
 		return 1
 	}
-	for _, tool := range []string{"ip", "ethtool", "taskset", "dnsperf", "dnsmasq"} {
+	for _, tool := range []string{"ip", "ethtool", "taskset", "nice", "dnsperf", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Fprintf(stderr, "dnsperf bench: needs %s in PATH (make deps installs it): %v\n", tool, err)
 			return 1
@@ -168,7 +179,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	// The harness is a client: its prober must not take the server's core.
-	if err := pinProcess(s.ClientCPU); err != nil {
+	if err := pinProcess(s.ClientCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "dnsperf bench:", err)
 		return 1
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,17 +87,16 @@ func (p *proc) stop() error {
 }
 
 // startDnsmasq runs dnsmasq in the server namespace on serverIP:53,
-// pinned to cpu, answering outsideName and (never asked, unless the switch
+// pinned to cpu at niceness nice, answering outsideName and (never asked, unless the switch
 // fails to answer its own zone) the switch's zone. No query logging: it
 // would cost dnsmasq more than the answers.
-func startDnsmasq(ctx context.Context, t *topology, dir string, cpu int) (*proc, error) {
-	argv := []string{"ip", "netns", "exec", t.DstNS, "taskset", "-c", strconv.Itoa(cpu),
+func startDnsmasq(ctx context.Context, t *topology, dir string, cpu, nice int) (*proc, error) {
+	argv := append([]string{"ip", "netns", "exec", t.DstNS}, pinned(cpu, nice,
 		"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--port=53", "--listen-address=" + serverIP.String(), "--bind-interfaces", "--user=root",
-		"--pid-file=" + filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-",
-		"--address=/" + outsideName + "/" + outsideAnswer,
-		"--address=/" + zone + "/" + dnsmasqShadow,
-	}
+		"--port=53", "--listen-address="+serverIP.String(), "--bind-interfaces", "--user=root",
+		"--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-",
+		"--address=/"+outsideName+"/"+outsideAnswer,
+		"--address=/"+zone+"/"+dnsmasqShadow)...)
 	p, err := startProc("dnsmasq", filepath.Join(dir, "dnsmasq.log"), argv...)
 	if err != nil {
 		return nil, err
@@ -147,7 +145,7 @@ func vswitchdConfig(t *topology, dir string, cpu int, pollMode string) []byte {
 }
 
 // startVswitchd writes the config and runs vswitchd pinned (whole
-// process) to cpu, then waits for `vswitchctl status`.
+// process) to the server core at s.Nice, then waits for `vswitchctl status`.
 func startVswitchd(ctx context.Context, s Settings, t *topology, dir string) (*vswitchd, error) {
 	cfgPath := filepath.Join(dir, "vswitchd.yaml")
 	if err := os.WriteFile(cfgPath, vswitchdConfig(t, dir, s.ServerCPU, s.PollMode), 0o644); err != nil {
@@ -156,7 +154,7 @@ func startVswitchd(ctx context.Context, s Settings, t *topology, dir string) (*v
 	v := &vswitchd{ctl: filepath.Join(s.Bin, "vswitchctl"), sock: filepath.Join(dir, "vswitchd.sock")}
 	var err error
 	v.proc, err = startProc("vswitchd", filepath.Join(dir, "vswitchd.log"),
-		"taskset", "-c", strconv.Itoa(s.ServerCPU), filepath.Join(s.Bin, "vswitchd"), "--config", cfgPath)
+		pinned(s.ServerCPU, s.Nice, filepath.Join(s.Bin, "vswitchd"), "--config", cfgPath)...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +191,12 @@ func (v *vswitchd) run(ctx context.Context, args ...string) ([]byte, error) {
 type dnsCounters struct {
 	Answered    uint64 `json:"answered"`
 	OutsideZone uint64 `json:"passed_outside_zone"`
+	// BusyPct is the worker's busy share (batch processing including the
+	// TX kicks, which in copy mode carry the kernel's delivery to the
+	// client) since the previous stats call; RxPackets and Batches give
+	// the mean batch size.
+	BusyPct            float64
+	RxPackets, Batches uint64
 }
 
 // dnsStats reads the peephole DNS counters from `vswitchctl -o json stats`.
@@ -202,6 +206,11 @@ func (v *vswitchd) dnsStats(ctx context.Context) (dnsCounters, error) {
 		return dnsCounters{}, err
 	}
 	var st struct {
+		Workers []struct {
+			BusyPct   float64 `json:"busy_pct"`
+			RxPackets uint64  `json:"rx_packets"`
+			Batches   uint64  `json:"batches"`
+		} `json:"workers"`
 		Peephole *struct {
 			DNS struct {
 				Answered uint64            `json:"answered"`
@@ -215,7 +224,13 @@ func (v *vswitchd) dnsStats(ctx context.Context) (dnsCounters, error) {
 	if st.Peephole == nil {
 		return dnsCounters{}, fmt.Errorf("vswitchctl stats has no peephole counters")
 	}
-	return dnsCounters{Answered: st.Peephole.DNS.Answered, OutsideZone: st.Peephole.DNS.Passed["outside_zone"]}, nil
+	c := dnsCounters{Answered: st.Peephole.DNS.Answered, OutsideZone: st.Peephole.DNS.Passed["outside_zone"]}
+	for _, w := range st.Workers {
+		c.BusyPct = max(c.BusyPct, w.BusyPct)
+		c.RxPackets += w.RxPackets
+		c.Batches += w.Batches
+	}
+	return c, nil
 }
 
 // waitFor polls check every 50 ms until it returns nil, ctx ends or

@@ -42,11 +42,16 @@ type Summary struct {
 	IdleP50Us float64 `json:"probe_idle_p50_us,omitempty"`
 	IdleP99Us float64 `json:"probe_idle_p99_us,omitempty"`
 	// ProbeLost and ProbeWrong are totals over the repetitions.
-	ProbeLost   int       `json:"probe_lost"`
-	ProbeWrong  int       `json:"probe_wrong"`
-	DnsperfCPU  float64   `json:"dnsperf_cpu_share"`
-	ClientBound int       `json:"client_bound_reps"`
-	CPUBusy     []float64 `json:"cpu_busy_pct"`
+	ProbeLost  int     `json:"probe_lost"`
+	ProbeWrong int     `json:"probe_wrong"`
+	DnsperfCPU float64 `json:"dnsperf_cpu_share"`
+	// SwitchBusyPct is the median vswitchd worker busy share (vswitchd
+	// cases); SwitchCapacity = q/s / busy share, the rate the worker's
+	// core would sustain at the same cost per query if the client kept up.
+	SwitchBusyPct  float64   `json:"switch_worker_busy_pct,omitempty"`
+	SwitchCapacity float64   `json:"switch_capacity_qps_estimate,omitempty"`
+	ClientBound    int       `json:"client_bound_reps"`
+	CPUBusy        []float64 `json:"cpu_busy_pct"`
 }
 
 func summarize(reps []Rep) Summary {
@@ -77,6 +82,17 @@ func summarize(reps []Rep) Summary {
 		s.IdleP99Us = e2e.Median(col(func(r Rep) float64 { return r.ProbeIdle.P99Us }))
 	}
 	s.DnsperfCPU = e2e.Median(col(func(r Rep) float64 { return r.Dnsperf.CPUShare }))
+	if reps[0].SwitchBusyPct != nil {
+		s.SwitchBusyPct = e2e.Median(col(func(r Rep) float64 { return *r.SwitchBusyPct }))
+		if s.SwitchBusyPct > 0 {
+			s.SwitchCapacity = e2e.Median(col(func(r Rep) float64 {
+				if *r.SwitchBusyPct <= 0 {
+					return 0
+				}
+				return r.Dnsperf.QPS / (*r.SwitchBusyPct / 100)
+			}))
+		}
+	}
 	cores := 0
 	for _, r := range reps {
 		s.ProbeLost += r.ProbeLoad.Lost
@@ -159,12 +175,12 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "Topology: netns client (dnsperf) --veth-- switch --veth-- netns server (dnsmasq %s). "+
 		"Every case queries the same server address; the name decides who answers. "+
 		"dnsperf: `-c %d -T 1 -q %d -t %d -l %.0f`, one A query name, pinned to core %d with this harness. "+
-		"vswitchd (whole process, poll mode %s) and dnsmasq run on core %d. "+
+		"vswitchd (whole process, poll mode %s) and dnsmasq run on core %d. All of them run at nice %d. "+
 		"Latency percentiles: a Go prober on its own socket, one query at a time at %d q/s, during dnsperf (\"load\") "+
 		"and alone for %.0f s after it (\"idle\"); a lost probe counts as 1 s. "+
-		"Client-bound: dnsperf used >= %.0f%% of its core.\n\n",
-		serverIP, s.Clients, s.Outstanding, s.TimeoutS, s.DurationS, s.ClientCPU, s.PollMode, s.ServerCPU,
-		s.ProbeRate, s.IdleS, 100*s.ClientBound)
+		"Client-bound: dnsperf used >= %.0f%% of its core, or its core was >= %.0f%% busy.\n\n",
+		serverIP, s.Clients, s.Outstanding, s.TimeoutS, s.DurationS, s.ClientCPU, s.PollMode, s.ServerCPU, s.Nice,
+		s.ProbeRate, s.IdleS, 100*s.ClientBound, s.ClientCoreBusy)
 	if r.Error != "" {
 		fmt.Fprintf(&b, "**run error**: %s\n\n", r.Error)
 	}
@@ -184,7 +200,16 @@ func (r *Report) Markdown() string {
 			notes = append(notes, "error: "+c.Error)
 		}
 		if m.ClientBound > 0 {
-			notes = append(notes, fmt.Sprintf("client-bound in %d of %d reps: dnsperf's ceiling, the server may do more", m.ClientBound, m.N))
+			why := ""
+			for _, r := range c.Reps {
+				if r.ClientBound {
+					why = r.ClientBoundWhy
+				}
+			}
+			notes = append(notes, fmt.Sprintf("client-bound in %d of %d reps (e.g. %s): the client's ceiling, the server may do more", m.ClientBound, m.N, why))
+		}
+		if m.SwitchBusyPct > 0 {
+			notes = append(notes, fmt.Sprintf("vswitchd worker %.1f%% busy (≈ %.0f q/s at 100%%)", m.SwitchBusyPct, m.SwitchCapacity))
 		}
 		if m.ProbeLost > 0 {
 			notes = append(notes, fmt.Sprintf("%d probes lost", m.ProbeLost))

@@ -21,13 +21,24 @@ type Rep struct {
 	ProbeIdle *ProbeResult `json:"probe_idle,omitempty"`
 	// CPUBusy is each core's busy share during dnsperf, in percent.
 	CPUBusy []float64 `json:"cpu_busy_pct"`
-	// ClientBound: dnsperf used at least Settings.ClientBound of a core.
-	ClientBound bool `json:"client_bound"`
+	// ClientBound: the client side was the bottleneck, either dnsperf
+	// itself (it used at least Settings.ClientBound of a core) or its core
+	// (busy at least Settings.ClientCoreBusy percent with dnsperf, the
+	// sending softirqs and whatever else runs there). ClientBoundWhy says
+	// which.
+	ClientBound    bool   `json:"client_bound"`
+	ClientBoundWhy string `json:"client_bound_why,omitempty"`
 	// SwitchAnswered and SwitchPassed are the growth of vswitchd's
 	// peephole DNS counters answered and passed.outside_zone during the
 	// repetition (vswitchd cases only).
 	SwitchAnswered *uint64 `json:"switch_dns_answered,omitempty"`
 	SwitchPassed   *uint64 `json:"switch_dns_passed_outside_zone,omitempty"`
+	// SwitchBusyPct is vswitchd's worker busy share over the repetition
+	// (its stats call at the start and at the end bound the interval), and
+	// SwitchBatch its mean RX batch size: how much of the switch's core the
+	// rate took, i.e. the headroom a client-bound case leaves.
+	SwitchBusyPct *float64 `json:"switch_worker_busy_pct,omitempty"`
+	SwitchBatch   *float64 `json:"switch_mean_batch,omitempty"`
 }
 
 // CaseResult is a case's repetitions.
@@ -75,7 +86,7 @@ func Run(ctx context.Context, s Settings, log io.Writer) (results []CaseResult, 
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	defer func() { err = errors.Join(err, topo.close()) }()
-	dm, err := startDnsmasq(ctx, topo, dir, s.ServerCPU)
+	dm, err := startDnsmasq(ctx, topo, dir, s.ServerCPU, s.Nice)
 	if err != nil {
 		keep = true
 		return nil, err
@@ -185,7 +196,7 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 	}()
 	res, out, err := runDnsperf(ctx, dnsperfSpec{
 		NS: topo.SrcNS, CPU: s.ClientCPU, Server: serverIP.String(), Name: ci.query, Dur: s.dur,
-		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Dir: dir,
+		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Nice: s.Nice, Dir: dir,
 	})
 	cpu1, cerr := e2e.ReadCPUTimes()
 	pcancel()
@@ -201,7 +212,13 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 	}
 	r.Dnsperf = res
 	r.CPUBusy = e2e.BusyPercent(cpu0, cpu1)
-	r.ClientBound = res.CPUShare >= s.ClientBound
+	switch {
+	case res.CPUShare >= s.ClientBound:
+		r.ClientBound, r.ClientBoundWhy = true, fmt.Sprintf("dnsperf used %.0f%% of a core", 100*res.CPUShare)
+	case s.ClientCPU < len(r.CPUBusy) && r.CPUBusy[s.ClientCPU] >= s.ClientCoreBusy:
+		r.ClientBound, r.ClientBoundWhy = true, fmt.Sprintf("client core %d %.0f%% busy (dnsperf %.0f%% of it)",
+			s.ClientCPU, r.CPUBusy[s.ClientCPU], 100*res.CPUShare)
+	}
 	if res.Completed == 0 {
 		return r, fmt.Errorf("dnsperf completed no query: %s", lastLines(out, 8))
 	}
@@ -215,6 +232,12 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 		}
 		a, p := c1.Answered-c0.Answered, c1.OutsideZone-c0.OutsideZone
 		r.SwitchAnswered, r.SwitchPassed = &a, &p
+		busy := c1.BusyPct
+		r.SwitchBusyPct = &busy
+		if nb := c1.Batches - c0.Batches; nb > 0 {
+			mb := float64(c1.RxPackets-c0.RxPackets) / float64(nb)
+			r.SwitchBatch = &mb
+		}
 	}
 	if s.idleDur > 0 {
 		idle, err := pr.run(ctx, ci.query, ci.answer, s.ProbeRate, s.idleDur)
@@ -238,8 +261,14 @@ func (r Rep) line() string {
 	if r.SwitchAnswered != nil {
 		fmt.Fprintf(&b, "; switch answered %d, passed %d", *r.SwitchAnswered, *r.SwitchPassed)
 	}
+	if r.SwitchBusyPct != nil {
+		fmt.Fprintf(&b, ", worker busy %.1f%%", *r.SwitchBusyPct)
+		if r.SwitchBatch != nil {
+			fmt.Fprintf(&b, ", mean batch %.1f", *r.SwitchBatch)
+		}
+	}
 	if r.ClientBound {
-		b.WriteString(" [client-bound]")
+		b.WriteString(" [client-bound: " + r.ClientBoundWhy + "]")
 	}
 	return b.String()
 }

@@ -207,10 +207,10 @@ func inNetns(name string, fn func() error) error {
 	return <-errc
 }
 
-// pinProcess binds every thread of this process to cpu; threads started
-// later inherit it, and so do child processes unless they are started
-// with taskset.
-func pinProcess(cpu int) error {
+// pinProcess binds every thread of this process to cpu and, unless nice
+// is 0, sets its niceness (per thread on Linux); threads started later
+// inherit both, and so do child processes unless started with taskset.
+func pinProcess(cpu, nice int) error {
 	var set unix.CPUSet
 	set.Set(cpu)
 	ents, err := os.ReadDir("/proc/self/task")
@@ -224,6 +224,11 @@ func pinProcess(cpu int) error {
 		}
 		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("pin thread %d to cpu %d: %w", tid, cpu, err)
+		}
+		if nice != 0 {
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("nice thread %d to %d: %w", tid, nice, err)
+			}
 		}
 	}
 	return nil
