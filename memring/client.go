@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -92,10 +93,10 @@ func dial(socketPath, port string) (*Conn, error) {
 			}
 		}
 	}()
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read reply: %w", err)
 	}
-	if n == 0 {
+	if err != nil || n == 0 {
 		return nil, fmt.Errorf("%w: connection closed without an answer", ErrBadReply)
 	}
 	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {

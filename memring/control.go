@@ -166,7 +166,6 @@ func (s *Session) close() {
 	for _, fd := range s.wake {
 		unix.Close(fd)
 	}
-	s.wake = nil
 	if s.Region != nil {
 		s.Region.Close()
 	}
@@ -670,10 +669,11 @@ func closeRights(oob []byte) {
 
 // refuseConn answers c with an error message and counts the refusal.
 func (s *Server) refuseConn(c *net.UnixConn, p *port, reason, portName, msg string) {
+	// Counted first: a client that reads the answer sees it counted.
+	s.refuse(p, reason, portName, msg)
 	b, _ := json.Marshal(reply{Error: msg})
 	c.SetWriteDeadline(time.Now().Add(time.Second))
 	c.Write(b)
-	s.refuse(p, reason, portName, msg)
 }
 
 // refuse counts a refusal and logs it, at most one log line a second.

@@ -305,7 +305,7 @@ func TestRefusals(t *testing.T) {
 	long := fmt.Sprintf(`{"version":1,"port":"p0","x":"%s"}`, strings.Repeat("a", MaxHelloSize))
 	for _, tc := range []struct {
 		name, msg, wantErr string
-		count               func(RefusedStats) uint64
+		count              func(RefusedStats) uint64
 	}{
 		{"garbage", "\x00\x01garbage", "not a JSON", func(r RefusedStats) uint64 { return r.BadHello }},
 		{"unknown field", `{"version":1,"port":"p0","evil":1}`, "not a JSON", func(r RefusedStats) uint64 { return r.BadHello }},
