@@ -104,6 +104,7 @@ func (r *Region) Queue(q int, side Side) (tx *Tx, rx *Rx) {
 
 // Tx is the producer end of one ring. It belongs to one goroutine.
 type Tx struct {
+	_ [64]byte // no false sharing with whatever was allocated before
 	g ring
 	// cachedProd is ours (the shared producer word is never read back);
 	// cachedCons is the peer's consumer index as last loaded and checked.
@@ -116,6 +117,7 @@ type Tx struct {
 	badLen     atomic.Uint64
 	full       atomic.Uint64
 	corrupt    atomic.Uint64
+	_          [64]byte
 }
 
 // TxStats counts what one Tx did.
@@ -179,7 +181,10 @@ func (t *Tx) Send(frames [][]byte) (int, error) {
 		return 0, err
 	}
 	g := &t.g
+	// Locals: the stores into the region could alias g's fields as far as
+	// the compiler knows, which would reload them every frame.
 	prod, mask, shift, fs := t.cachedProd, g.mask, g.shift, g.frameSize
+	descs, part, partStart := g.descs, g.part, g.partStart
 	queued, bad := uint32(0), uint64(0)
 	i := 0
 	for ; i < len(frames) && queued < free; i++ {
@@ -190,9 +195,9 @@ func (t *Tx) Send(frames [][]byte) (int, error) {
 		}
 		slot := prod & mask
 		rel := uint64(slot) << shift
-		copy(g.bytes(rel, uint32(len(f))), f)
-		d := g.desc(slot)
-		d.off = g.partStart + rel
+		copy(unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), len(f)), f)
+		d := (*desc)(unsafe.Add(descs, uintptr(slot)*descSize))
+		d.off = partStart + rel
 		d.len = uint32(len(f))
 		d.flags = 0
 		prod++
@@ -295,6 +300,7 @@ func (t *Tx) Stats() TxStats {
 
 // Rx is the consumer end of one ring. It belongs to one goroutine.
 type Rx struct {
+	_ [64]byte // no false sharing with whatever was allocated before
 	g ring
 	// cons is our published consumer index (never read back from the
 	// region); next is the next index Recv reads; cachedProd the producer
@@ -308,6 +314,7 @@ type Rx struct {
 	badOffset  atomic.Uint64
 	badLen     atomic.Uint64
 	corrupt    atomic.Uint64
+	_          [64]byte
 }
 
 // RxStats counts what one Rx did.
@@ -353,13 +360,14 @@ func (r *Rx) Recv(out [][]byte) (int, error) {
 		return 0, nil
 	}
 	mask, fs, partStart, partLen := g.mask, g.frameSize, g.partStart, g.partLen
+	descs, part := g.descs, g.part
 	held := r.next != r.cons
 	idx := r.next
 	end := idx + avail
 	n := 0
 	var badOff, badLen uint64
 	for idx != end && n < len(out) {
-		d := g.desc(idx & mask)
+		d := (*desc)(unsafe.Add(descs, uintptr(idx&mask)*descSize))
 		off, ln := d.off, d.len // each read exactly once
 		idx++
 		if ln-MinFrameLen > fs-MinFrameLen {
@@ -371,7 +379,8 @@ func (r *Rx) Recv(out [][]byte) (int, error) {
 			badOff++
 			continue
 		}
-		out[n] = g.bytes(rel, ln)
+		// In bounds: rel < partLen and the frame ends inside rel's buffer.
+		out[n] = unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), ln)
 		n++
 	}
 	r.next = idx
