@@ -123,7 +123,7 @@ type Tx struct {
 // TxStats counts what one Tx did.
 type TxStats struct {
 	Sent    uint64 // frames published
-	BadLen  uint64 // frames Send dropped for a length outside MinFrameLen..frame_size
+	BadLen  uint64 // frames Send dropped, or Submit calls refused, for a length outside MinFrameLen..frame_size
 	Full    uint64 // frames Send did not queue for lack of a free slot
 	Corrupt uint64 // times the peer's consumer index was found invalid
 }
