@@ -104,12 +104,11 @@ type dnsperfSpec struct {
 	Clients     int
 	Outstanding int
 	TimeoutS    int
-	Nice        int
 	Dir         string // for the query file and the output
 }
 
 // runDnsperf runs dnsperf in the client namespace, pinned to spec.CPU,
-// and parses its statistics. ip netns exec, nice and taskset exec their
+// and parses its statistics. ip netns exec and taskset exec their
 // command, so the process reaped is dnsperf itself and its rusage is
 // dnsperf's.
 func runDnsperf(ctx context.Context, spec dnsperfSpec) (DnsperfResult, string, error) {
@@ -120,7 +119,7 @@ func runDnsperf(ctx context.Context, spec dnsperfSpec) (DnsperfResult, string, e
 	secs := int(spec.Dur / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, spec.Dur+time.Duration(spec.TimeoutS)*time.Second+30*time.Second)
 	defer cancel()
-	argv := append([]string{"ip", "netns", "exec", spec.NS}, pinned(spec.CPU, spec.Nice,
+	argv := append([]string{"ip", "netns", "exec", spec.NS}, pinned(spec.CPU,
 		"dnsperf", "-s", spec.Server, "-d", qfile, "-l", strconv.Itoa(secs),
 		"-c", strconv.Itoa(spec.Clients), "-T", "1", "-q", strconv.Itoa(spec.Outstanding),
 		"-t", strconv.Itoa(spec.TimeoutS))...)
@@ -158,13 +157,10 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// pinned prefixes argv with nice and taskset: run at niceness nice (none
-// when 0) on core cpu. Both exec the command, so its PID is the one
-// started.
-func pinned(cpu, nice int, argv ...string) []string {
-	var out []string
-	if nice != 0 {
-		out = append(out, "nice", "-n", strconv.Itoa(nice))
-	}
-	return append(append(out, "taskset", "-c", strconv.Itoa(cpu)), argv...)
+// pinned prefixes argv with taskset: run on core cpu. taskset execs the
+// command, so its PID is the one started. Niceness is not set here: the
+// harness set its own (pinProcess) and children inherit it; nice -n is
+// relative and would add to it.
+func pinned(cpu int, argv ...string) []string {
+	return append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 }

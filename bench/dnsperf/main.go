@@ -166,7 +166,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dnsperf bench: needs root (network namespaces, veth, AF_XDP)")
 		return 1
 	}
-	for _, tool := range []string{"ip", "ethtool", "taskset", "nice", "dnsperf", "dnsmasq"} {
+	for _, tool := range []string{"ip", "ethtool", "taskset", "dnsperf", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Fprintf(stderr, "dnsperf bench: needs %s in PATH (make deps installs it): %v\n", tool, err)
 			return 1

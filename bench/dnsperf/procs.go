@@ -87,11 +87,12 @@ func (p *proc) stop() error {
 }
 
 // startDnsmasq runs dnsmasq in the server namespace on serverIP:53,
-// pinned to cpu at niceness nice, answering outsideName and (never asked, unless the switch
-// fails to answer its own zone) the switch's zone. No query logging: it
-// would cost dnsmasq more than the answers.
-func startDnsmasq(ctx context.Context, t *topology, dir string, cpu, nice int) (*proc, error) {
-	argv := append([]string{"ip", "netns", "exec", t.DstNS}, pinned(cpu, nice,
+// pinned to cpu (at the harness's niceness), answering outsideName and
+// (never asked, unless the switch fails to answer its own zone) the
+// switch's zone. No query logging: it would cost dnsmasq more than the
+// answers.
+func startDnsmasq(ctx context.Context, t *topology, dir string, cpu int) (*proc, error) {
+	argv := append([]string{"ip", "netns", "exec", t.DstNS}, pinned(cpu,
 		"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 		"--port=53", "--listen-address="+serverIP.String(), "--bind-interfaces", "--user=root",
 		"--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--log-facility=-",
@@ -145,7 +146,8 @@ func vswitchdConfig(t *topology, dir string, cpu int, pollMode string) []byte {
 }
 
 // startVswitchd writes the config and runs vswitchd pinned (whole
-// process) to the server core at s.Nice, then waits for `vswitchctl status`.
+// process) to the server core (at the harness's niceness), then waits for
+// `vswitchctl status`.
 func startVswitchd(ctx context.Context, s Settings, t *topology, dir string) (*vswitchd, error) {
 	cfgPath := filepath.Join(dir, "vswitchd.yaml")
 	if err := os.WriteFile(cfgPath, vswitchdConfig(t, dir, s.ServerCPU, s.PollMode), 0o644); err != nil {
@@ -154,7 +156,7 @@ func startVswitchd(ctx context.Context, s Settings, t *topology, dir string) (*v
 	v := &vswitchd{ctl: filepath.Join(s.Bin, "vswitchctl"), sock: filepath.Join(dir, "vswitchd.sock")}
 	var err error
 	v.proc, err = startProc("vswitchd", filepath.Join(dir, "vswitchd.log"),
-		pinned(s.ServerCPU, s.Nice, filepath.Join(s.Bin, "vswitchd"), "--config", cfgPath)...)
+		pinned(s.ServerCPU, filepath.Join(s.Bin, "vswitchd"), "--config", cfgPath)...)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func Run(ctx context.Context, s Settings, log io.Writer) (results []CaseResult, 
 		return nil, fmt.Errorf("topology: %w", err)
 	}
 	defer func() { err = errors.Join(err, topo.close()) }()
-	dm, err := startDnsmasq(ctx, topo, dir, s.ServerCPU, s.Nice)
+	dm, err := startDnsmasq(ctx, topo, dir, s.ServerCPU)
 	if err != nil {
 		keep = true
 		return nil, err
@@ -196,7 +196,7 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 	}()
 	res, out, err := runDnsperf(ctx, dnsperfSpec{
 		NS: topo.SrcNS, CPU: s.ClientCPU, Server: serverIP.String(), Name: ci.query, Dur: s.dur,
-		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Nice: s.Nice, Dir: dir,
+		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Dir: dir,
 	})
 	cpu1, cerr := e2e.ReadCPUTimes()
 	pcancel()
