@@ -61,7 +61,11 @@ type PortInfo struct {
 	BindMode string `json:"bind_mode"`         // copy or zerocopy, as the kernel accepted
 	XDPMode  string `json:"attached_xdp_mode"` // native or skb
 	Worker   []int  `json:"workers"`           // worker owning each queue
-	State    string `json:"state"`             // up or down
+	State    string `json:"state"`             // up or down; memring: attached or detached
+	// PeerPID is the attached memring client's process (memring ports).
+	PeerPID int `json:"peer_pid,omitempty"`
+	// Hugepages says whether the attached memring region is on huge pages.
+	Hugepages bool `json:"hugepages,omitempty"`
 }
 
 // FDBEntry is one learned or static MAC address.
@@ -100,6 +104,10 @@ type PortStats struct {
 	XSKRxRingFull    uint64 `json:"xsk_rx_ring_full"`
 	XSKFillRingEmpty uint64 `json:"xsk_fill_ring_empty"`
 	XSKTxInvalid     uint64 `json:"xsk_tx_invalid"`
+	// memring ports: descriptors the client wrote that were invalid
+	// (skipped, never followed) and sessions dropped for corrupt rings.
+	MemringBadDesc uint64 `json:"memring_bad_desc,omitempty"`
+	MemringCorrupt uint64 `json:"memring_corrupt,omitempty"`
 }
 
 // WorkerStats counts what one poll-mode worker did.

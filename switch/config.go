@@ -37,6 +37,11 @@ type Config struct {
 	Workers WorkerSpec `yaml:"workers" json:"workers"`
 	FDB     FDBSpec    `yaml:"fdb" json:"fdb"`
 	Ports   []PortSpec `yaml:"ports" json:"ports"`
+	// MemringSocket is the unix socket containers attach memring ports
+	// through; MemringSocketMode its permission (default 0660). Who may
+	// attach to which port is checked by peer credentials.
+	MemringSocket     string `yaml:"memring_socket" json:"memring_socket"`
+	MemringSocketMode uint32 `yaml:"memring_socket_mode" json:"memring_socket_mode"`
 	// Peephole configures the ARP, ND and DNS responders.
 	Peephole PeepholeSpec `yaml:"peephole" json:"peephole"`
 }
@@ -68,7 +73,8 @@ type PortSpec struct {
 	Name string `yaml:"name" json:"name"`
 	// Interface is the Linux network interface to attach to.
 	Interface string `yaml:"interface" json:"interface"`
-	// Type is the port type; only "afxdp" for now.
+	// Type is afxdp (default: a Linux interface) or memring (shared-memory
+	// rings a colocated container attaches to through memring_socket).
 	Type string `yaml:"type,omitempty" json:"type,omitempty"`
 	// XDPMode is native (default) or skb (generic XDP).
 	XDPMode string `yaml:"xdp_mode,omitempty" json:"xdp_mode,omitempty"`
@@ -82,6 +88,21 @@ type PortSpec struct {
 	// SpoofGuard lets the port claim (as ARP sender, ND target or IP
 	// source) only the addresses bound to it in peephole.bindings.
 	SpoofGuard bool `yaml:"spoof_guard,omitempty" json:"spoof_guard,omitempty"`
+	// Memring configures a memring port (type memring only).
+	Memring *MemringSpec `yaml:"memring,omitempty" json:"memring,omitempty"`
+}
+
+// MemringSpec is a memring port's region geometry and who may attach.
+type MemringSpec struct {
+	// QueuePairs is the number of queue pairs (default 1, at most 16).
+	QueuePairs int `yaml:"queue_pairs,omitempty" json:"queue_pairs,omitempty"`
+	// RingSize is descriptors per ring (power of two, default 1024).
+	RingSize int `yaml:"ring_size,omitempty" json:"ring_size,omitempty"`
+	// FrameSize is bytes per buffer (power of two, default 2048).
+	FrameSize int `yaml:"frame_size,omitempty" json:"frame_size,omitempty"`
+	// UIDs and GIDs may attach (peer credentials); both empty = root only.
+	UIDs []uint32 `yaml:"uids,omitempty" json:"uids,omitempty"`
+	GIDs []uint32 `yaml:"gids,omitempty" json:"gids,omitempty"`
 }
 
 // VLANSpec is a port's 802.1Q mode.
@@ -99,11 +120,12 @@ type VLANSpec struct {
 
 // Default values.
 const (
-	DefaultAPISocket = "/run/vswitch/vswitchd.sock"
-	DefaultStateFile = "/var/lib/vswitch/state.json"
-	DefaultFDBSize   = 65536
-	DefaultFDBAging  = 300 * time.Second
-	DefaultIdleSpins = 2000
+	DefaultAPISocket     = "/run/vswitch/vswitchd.sock"
+	DefaultStateFile     = "/var/lib/vswitch/state.json"
+	DefaultMemringSocket = "/run/vswitch/memring.sock"
+	DefaultFDBSize       = 65536
+	DefaultFDBAging      = 300 * time.Second
+	DefaultIdleSpins     = 2000
 )
 
 // LoadConfig reads and validates a YAML config file. Unknown fields are
@@ -142,6 +164,12 @@ func (c *Config) SetDefaults() {
 	if c.APISocketMode == 0 {
 		c.APISocketMode = 0o600
 	}
+	if c.MemringSocket == "" {
+		c.MemringSocket = DefaultMemringSocket
+	}
+	if c.MemringSocketMode == 0 {
+		c.MemringSocketMode = 0o660
+	}
 	if c.StateFile == "" {
 		c.StateFile = DefaultStateFile
 	}
@@ -173,6 +201,9 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	if c.APISocketMode&^0o777 != 0 {
 		return fieldErr("api_socket_mode", "%#o is not a permission mode", c.APISocketMode)
+	}
+	if c.MemringSocketMode&^0o777 != 0 {
+		return fieldErr("memring_socket_mode", "%#o is not a permission mode", c.MemringSocketMode)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -215,7 +246,7 @@ func (c *Config) Validate() error {
 		if names[p.Name] {
 			return fieldErr(prefix+".name", "duplicate port name %q", p.Name)
 		}
-		if ifaces[p.Interface] {
+		if p.Interface != "" && ifaces[p.Interface] {
 			return fieldErr(prefix+".interface", "interface %q used by two ports", p.Interface)
 		}
 		names[p.Name] = true
@@ -230,7 +261,23 @@ func (p *PortSpec) SetDefaults() {
 		p.Name = p.Interface
 	}
 	if p.Type == "" {
-		p.Type = "afxdp"
+		p.Type = PortAFXDP
+	}
+	if p.Type == PortMemring {
+		if p.Memring == nil {
+			p.Memring = &MemringSpec{}
+		}
+		m := p.Memring
+		if m.QueuePairs == 0 {
+			m.QueuePairs = 1
+		}
+		if m.RingSize == 0 {
+			m.RingSize = 1024
+		}
+		if m.FrameSize == 0 {
+			m.FrameSize = 2048
+		}
+		return
 	}
 	if p.XDPMode == "" {
 		p.XDPMode = "native"
@@ -240,10 +287,19 @@ func (p *PortSpec) SetDefaults() {
 	}
 }
 
+// Port types.
+const (
+	PortAFXDP   = "afxdp"
+	PortMemring = "memring"
+)
+
 // Validate checks the port spec; prefix names it in errors ("ports[2]").
 func (p *PortSpec) Validate(prefix string) error {
 	if prefix != "" {
 		prefix += "."
+	}
+	if p.Type == PortMemring {
+		return p.validateMemring(prefix)
 	}
 	if p.Interface == "" {
 		return fieldErr(prefix+"interface", "is required")
@@ -257,8 +313,11 @@ func (p *PortSpec) Validate(prefix string) error {
 	if !validPortName(p.Name) {
 		return fieldErr(prefix+"name", "%q has a character outside [A-Za-z0-9._-]", p.Name)
 	}
-	if p.Type != "afxdp" {
-		return fieldErr(prefix+"type", "%q is not a port type (afxdp)", p.Type)
+	if p.Type != PortAFXDP {
+		return fieldErr(prefix+"type", "%q is not a port type (afxdp, memring)", p.Type)
+	}
+	if p.Memring != nil {
+		return fieldErr(prefix+"memring", "only for type memring")
 	}
 	switch p.XDPMode {
 	case "native", "skb":
@@ -273,6 +332,39 @@ func (p *PortSpec) Validate(prefix string) error {
 	if p.Queues < 0 || p.Queues > 256 {
 		return fieldErr(prefix+"queues", "%d is not in 0..256", p.Queues)
 	}
+	return p.validateVLAN(prefix)
+}
+
+// validateMemring checks a memring port: a name, no interface, the region
+// geometry and the VLAN mode.
+func (p *PortSpec) validateMemring(prefix string) error {
+	if p.Interface != "" {
+		return fieldErr(prefix+"interface", "a memring port has no interface")
+	}
+	if p.Name == "" || len(p.Name) > 64 || !validPortName(p.Name) || p.Name[0] == '.' || p.Name[0] == '-' || p.Name[0] == '_' {
+		return fieldErr(prefix+"name", "%q: a memring port needs a name of 1..64 of [A-Za-z0-9._-], not starting with . _ or -", p.Name)
+	}
+	if p.XDPMode != "" || p.Bind != "" || p.Queues != 0 {
+		return fieldErr(prefix+"type", "memring ports take no xdp_mode, bind or queues")
+	}
+	m := p.Memring
+	if m == nil {
+		return fieldErr(prefix+"memring", "is required for type memring")
+	}
+	if m.QueuePairs < 1 || m.QueuePairs > 16 {
+		return fieldErr(prefix+"memring.queue_pairs", "%d is not in 1..16", m.QueuePairs)
+	}
+	if n := m.RingSize; n < 64 || n > 32768 || n&(n-1) != 0 {
+		return fieldErr(prefix+"memring.ring_size", "%d is not a power of two in 64..32768", n)
+	}
+	if n := m.FrameSize; n < 2048 || n > 16384 || n&(n-1) != 0 {
+		return fieldErr(prefix+"memring.frame_size", "%d is not a power of two in 2048..16384", n)
+	}
+	return p.validateVLAN(prefix)
+}
+
+// validateVLAN checks the port's VLAN mode.
+func (p *PortSpec) validateVLAN(prefix string) error {
 	if v := p.VLAN; v != nil {
 		switch v.Mode {
 		case "access":

@@ -19,6 +19,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		}
 		want := &Config{
 			APISocket: DefaultAPISocket, APISocketMode: 0o600, StateFile: DefaultStateFile, LogLevel: "info",
+			MemringSocket: DefaultMemringSocket, MemringSocketMode: 0o660,
 			Workers:  WorkerSpec{Count: 1, PollMode: PollAdaptive, IdleSpins: DefaultIdleSpins},
 			FDB:      FDBSpec{Size: DefaultFDBSize, Aging: DefaultFDBAging},
 			Peephole: defaultPeephole(),
@@ -64,6 +65,7 @@ ports:
 	want := &Config{
 		APISocket: "/tmp/vs.sock", APISocketMode: 0o660, StateFile: "/tmp/vs/state.json",
 		MetricsAddr: "127.0.0.1:9100", LogLevel: "debug",
+		MemringSocket: DefaultMemringSocket, MemringSocketMode: 0o660,
 		Workers: WorkerSpec{Count: 2, CPUs: []int{2, 3}, PollMode: PollBusy, IdleSpins: DefaultIdleSpins},
 		FDB:     FDBSpec{Size: 4096, Aging: 90 * time.Second},
 		Ports: []PortSpec{
@@ -183,6 +185,15 @@ func TestParseConfigFieldErrors(t *testing.T) {
 		{"dup_name", "ports: [{interface: eth0, name: up}, {interface: eth1, name: up}]", "ports[1].name"},
 		{"dup_name_defaulted", "ports: [{interface: eth0}, {interface: eth1, name: eth0}]", "ports[1].name"},
 		{"dup_interface", "ports: [{interface: eth0, name: a}, {interface: eth0, name: b}]", "ports[1].interface"},
+		{"memring_socket_mode", "memring_socket_mode: 0o4777", "memring_socket_mode"},
+		{"memring_interface", "ports: [{name: m, type: memring, interface: eth0}]", "ports[0].interface"},
+		{"memring_no_name", "ports: [{type: memring}]", "ports[0].name"},
+		{"memring_bind", "ports: [{name: m, type: memring, bind: copy}]", "ports[0].type"},
+		{"memring_qp", "ports: [{name: m, type: memring, memring: {queue_pairs: 17}}]", "ports[0].memring.queue_pairs"},
+		{"memring_ring", "ports: [{name: m, type: memring, memring: {ring_size: 100}}]", "ports[0].memring.ring_size"},
+		{"memring_frame", "ports: [{name: m, type: memring, memring: {frame_size: 1024}}]", "ports[0].memring.frame_size"},
+		{"memring_vlan", "ports: [{name: m, type: memring, vlan: {mode: access}}]", "ports[0].vlan.tag"},
+		{"afxdp_memring", "ports: [{interface: eth0, memring: {}}]", "ports[0].memring"},
 		{"ph_responder", "peephole: {responders: [arp, dhcp]}", "peephole.responders[1]"},
 		{"ph_responder_twice", "peephole: {responders: [dns, dns]}", "peephole.responders[1]"},
 		{"ph_glean_size", "peephole: {glean: {size: 100}}", "peephole.glean.size"},
@@ -286,6 +297,7 @@ func FuzzParseConfig(f *testing.F) {
 		"ports: [{interface: eth0}, {interface: eth0}]",
 		"fdb: {aging: 1h30m}",
 		"a: &x [*x]",
+		"ports: [{name: m1, type: memring, memring: {queue_pairs: 2, ring_size: 64, frame_size: 4096, uids: [1000], gids: [5]}}]",
 	} {
 		f.Add([]byte(s))
 	}
@@ -341,6 +353,14 @@ func normalizeConfig(c *Config) *Config {
 		if v := n.Ports[i].VLAN; v != nil && len(v.Allowed) == 0 {
 			v.Allowed = nil
 		}
+		if m := n.Ports[i].Memring; m != nil {
+			if len(m.UIDs) == 0 {
+				m.UIDs = nil
+			}
+			if len(m.GIDs) == 0 {
+				m.GIDs = nil
+			}
+		}
 	}
 	ph := &n.Peephole
 	if len(ph.Bindings) == 0 {
@@ -361,6 +381,11 @@ func cloneConfig(c *Config) *Config {
 	n.Workers.CPUs = slices.Clone(c.Workers.CPUs)
 	n.Ports = slices.Clone(c.Ports)
 	for i := range n.Ports {
+		if m := n.Ports[i].Memring; m != nil {
+			mc := *m
+			mc.UIDs, mc.GIDs = slices.Clone(m.UIDs), slices.Clone(m.GIDs)
+			n.Ports[i].Memring = &mc
+		}
 		if v := n.Ports[i].VLAN; v != nil {
 			vc := *v
 			vc.Allowed = slices.Clone(v.Allowed)

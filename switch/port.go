@@ -25,6 +25,8 @@ type afxdpPort struct {
 	prog    *xdp.Program
 	queues  []portQueue
 	xdpMode string
+	// mem is set for a memring port (no interface, program or sockets).
+	mem *memPort
 }
 
 type portQueue struct {
@@ -94,6 +96,11 @@ func attachProgram(ifindex, queues int, mode string) (*xdp.Program, error) {
 
 // info renders the port for the API.
 func (p *afxdpPort) info() PortInfo {
+	if p.mem != nil {
+		pi := PortInfo{PortSpec: p.spec, Index: int(p.index)}
+		p.memInfo(&pi)
+		return pi
+	}
 	pi := PortInfo{PortSpec: p.spec, Index: int(p.index), Ifindex: p.ifindex, XDPMode: p.xdpMode, State: "up"}
 	if p.mac != nil {
 		pi.MAC = p.mac.String()

@@ -101,6 +101,9 @@ func (sw *Switch) rawStats() Stats {
 				ps.XSKTxInvalid += ks.Tx_invalid_descs
 			}
 		}
+		if p.mem != nil {
+			ps.MemringBadDesc, ps.MemringCorrupt = p.mem.badCounts()
+		}
 		st.Ports = append(st.Ports, ps)
 	}
 	for _, w := range sw.workers {

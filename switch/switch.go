@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/vswitch/vswitch/memring"
 	"github.com/vswitch/vswitch/switch/xsk"
 )
 
@@ -41,6 +42,12 @@ type Switch struct {
 	ph peepholeState
 	// initial is the state file read at start (nil when there was none).
 	initial *state
+
+	// memSrv is the memring control server, started with the first
+	// memring port; memByName maps memring port names to their ports
+	// for its handler, which must not take mu.
+	memSrv    *memring.Server
+	memByName sync.Map
 }
 
 // bindRetry bounds how long AddPort waits for the kernel to release a queue.
@@ -134,6 +141,7 @@ func (sw *Switch) housekeeping() {
 				sw.fdb.Expire(c - aging)
 			}
 			sw.expireGleaned(sw.clock.Load())
+			sw.reapCorrupt()
 			sw.rates.sample(sw)
 		}
 	}
@@ -170,24 +178,41 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		return PortInfo{}, fmt.Errorf("add port %s: %w", spec.Name, ErrExists)
 	}
 	for _, p := range sw.live {
-		if p.spec.Interface == spec.Interface {
+		if spec.Interface != "" && p.spec.Interface == spec.Interface {
 			return PortInfo{}, fmt.Errorf("add port %s: interface %s is port %s: %w", spec.Name, spec.Interface, p.spec.Name, ErrExists)
 		}
 	}
-	ifc, err := net.InterfaceByName(spec.Interface)
-	if err != nil {
-		return PortInfo{}, &FieldError{Field: "interface", Msg: fmt.Sprintf("%s: %v", spec.Interface, err)}
+	// Index: the lowest one no live port holds (a detached memring port
+	// keeps its index while it is out of the port table).
+	var used [MaxPorts]bool
+	for _, p := range sw.live {
+		used[p.index] = true
 	}
 	idx := -1
-	tbl := sw.ports.Load()
 	for i := 0; i < MaxPorts; i++ {
-		if tbl.byIndex[i] == nil {
+		if !used[i] {
 			idx = i
 			break
 		}
 	}
 	if idx < 0 {
 		return PortInfo{}, fmt.Errorf("add port %s: all %d port slots used", spec.Name, MaxPorts)
+	}
+	if spec.Type == PortMemring {
+		p, err := sw.addMemPortLocked(spec, uint16(idx))
+		if err != nil {
+			return PortInfo{}, fmt.Errorf("add port %s: %w", spec.Name, err)
+		}
+		sw.live[spec.Name] = p
+		sw.refreshGuardLocked(nil)
+		sw.log.Info("memring port added", zap.String("port", spec.Name), zap.Int("index", idx),
+			zap.String("socket", sw.cfg.MemringSocket))
+		sw.saveOrLog()
+		return p.info(), nil
+	}
+	ifc, err := net.InterfaceByName(spec.Interface)
+	if err != nil {
+		return PortInfo{}, &FieldError{Field: "interface", Msg: fmt.Sprintf("%s: %v", spec.Interface, err)}
 	}
 	nq, err := linkQueues(spec.Interface)
 	if err != nil {
@@ -206,12 +231,7 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 	}
 	// Queues go round-robin over the workers, starting at the least loaded
 	// one, so single-queue ports spread over workers too.
-	first := 0
-	for i, w := range sw.workers {
-		if sw.queueCount(w.id) < sw.queueCount(first) {
-			first = i
-		}
-	}
+	first := sw.leastLoadedWorker()
 	for q := 0; q < nq; q++ {
 		w := sw.workers[(first+q)%len(sw.workers)]
 		var sock *xsk.Socket
@@ -226,6 +246,7 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 					return
 				}
 				w.rxq = append(w.rxq, &rxQueue{port: p.index, queue: q, sock: sock})
+				w.load.Add(1)
 				if w.txSock[p.index] == nil {
 					w.txSock[p.index] = sock
 				}
@@ -263,19 +284,6 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 	return p.info(), nil
 }
 
-// queueCount is how many port queues worker i polls (control path).
-func (sw *Switch) queueCount(i int) int {
-	n := 0
-	for _, p := range sw.live {
-		for _, q := range p.queues {
-			if q.worker == i {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // publish installs a modified copy of the port table and bumps the generation.
 func (sw *Switch) publish(edit func(t *portTable)) {
 	old := sw.ports.Load()
@@ -305,6 +313,10 @@ func (sw *Switch) DelPort(name string) error {
 // teardown detaches the program (RX stops), unpublishes the port, closes its
 // sockets on their workers and forgets its FDB entries.
 func (sw *Switch) teardown(p *afxdpPort) {
+	if p.mem != nil {
+		sw.delMemPortLocked(p)
+		return
+	}
 	if p.prog != nil {
 		if err := detachXDP(p.ifindex); err != nil {
 			sw.log.Warn("detach xdp program", zap.String("port", p.spec.Name), zap.Error(err))
@@ -325,6 +337,7 @@ func (sw *Switch) teardown(p *afxdpPort) {
 		sw.workers[q.worker].do(func(w *Worker) {
 			for i, r := range w.rxq {
 				if r.sock == sock {
+					w.load.Add(-1)
 					w.rxq = append(w.rxq[:i], w.rxq[i+1:]...)
 					break
 				}
@@ -363,6 +376,11 @@ func (sw *Switch) Stop() {
 		for name, p := range sw.live {
 			sw.teardown(p)
 			delete(sw.live, name)
+		}
+		if sw.memSrv != nil {
+			if err := sw.memSrv.Close(); err != nil {
+				sw.log.Warn("close memring socket", zap.Error(err))
+			}
 		}
 		sw.mu.Unlock()
 		close(sw.stopped)

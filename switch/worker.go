@@ -39,17 +39,22 @@ type workerCounters struct {
 // packet is shared with other workers except the lock-free FDB and the
 // handoff rings.
 type Worker struct {
-	id       int
-	cpu      int
-	sw       *Switch
-	umem     *xsk.Umem
-	pipe     *pipeline.Pipeline
-	batch    pipeline.Batch
-	descs    [pipeline.MaxBatch]unix.XDPDesc
-	rxq      []*rxQueue
-	txSock   [MaxPorts]*xsk.Socket // this worker's TX queue on each port, if any
-	dirty    []uint16              // output ports with unflushed TX this batch
-	isDirty  [MaxPorts]bool
+	id      int
+	cpu     int
+	sw      *Switch
+	umem    *xsk.Umem
+	pipe    *pipeline.Pipeline
+	batch   pipeline.Batch
+	descs   [pipeline.MaxBatch]unix.XDPDesc
+	rxq     []*rxQueue
+	txSock  [MaxPorts]*xsk.Socket // this worker's TX queue on each port, if any
+	dirty   []uint16              // output ports with unflushed TX this batch
+	isDirty [MaxPorts]bool
+	memq    []*memQueue         // memring queue pairs this worker drains
+	memTx   [MaxPorts]*memQueue // this worker's to-client ring on each memring port
+	// load is how many queues (AF_XDP and memring) the worker polls; the
+	// control plane reads it to place new queues.
+	load     atomic.Int32
 	inbound  []*handoff // from every other worker
 	outbound []*handoff // to every other worker, by worker id
 	pollMode string
@@ -126,6 +131,9 @@ func (w *Worker) run() {
 		for _, q := range w.rxq {
 			got += w.pollQueue(q)
 		}
+		for _, q := range w.memq {
+			got += w.pollMem(q)
+		}
 		for _, h := range w.inbound {
 			got += w.drainHandoff(h)
 		}
@@ -195,15 +203,39 @@ func (w *Worker) block() {
 	if len(w.ctl) > 0 {
 		return
 	}
-	fds := make([]unix.PollFd, 0, len(w.rxq)+1) // idle path: allocation is fine here
+	// memring clients write the to-switch eventfd only while we ask for
+	// it; ask, then look once more so a frame queued meanwhile is not
+	// left waiting for the poll timeout.
+	for _, q := range w.memq {
+		q.rx.SetNeedWakeup(true)
+	}
+	defer func() {
+		for _, q := range w.memq {
+			q.rx.SetNeedWakeup(false)
+		}
+	}()
+	for _, q := range w.memq {
+		if q.rx.Pending() > 0 {
+			return
+		}
+	}
+	fds := make([]unix.PollFd, 0, len(w.rxq)+len(w.memq)+1) // idle path: allocation is fine here
 	fds = append(fds, unix.PollFd{Fd: int32(w.wakeFD), Events: unix.POLLIN})
 	for _, q := range w.rxq {
 		fds = append(fds, unix.PollFd{Fd: int32(q.sock.FD()), Events: unix.POLLIN})
 	}
+	for _, q := range w.memq {
+		fds = append(fds, unix.PollFd{Fd: int32(q.wakeFD), Events: unix.POLLIN})
+	}
 	_, _ = unix.Poll(fds, 200)
+	var buf [8]byte
 	if fds[0].Revents&unix.POLLIN != 0 {
-		var buf [8]byte
 		_, _ = unix.Read(w.wakeFD, buf[:])
+	}
+	for i, q := range w.memq {
+		if fds[1+len(w.rxq)+i].Revents&unix.POLLIN != 0 {
+			_, _ = unix.Read(q.wakeFD, buf[:])
+		}
 	}
 	// Control requests are served right away rather than after 64 idle loops.
 	for len(w.ctl) > 0 {
@@ -385,6 +417,10 @@ func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uin
 	case wantTag && tagged && vlanIDOf(data) != p.VLAN:
 		setVLANID(data, p.VLAN)
 	}
+	if mq := w.memTx[out]; mq != nil {
+		w.memEnqueue(mq, p.InPort, addr, data)
+		return
+	}
 	s := w.txSock[out]
 	if s == nil {
 		w.handoffTo(p, out, data)
@@ -438,6 +474,11 @@ func (w *Worker) drainHandoff(h *handoff) int {
 			break
 		}
 		s := w.txSock[slot.out]
+		if mq := w.memTx[slot.out]; mq != nil {
+			w.handoffMem(mq, slot.data[:slot.n])
+			h.release()
+			continue
+		}
 		addr, ok := w.umem.Get()
 		switch {
 		case s == nil:
@@ -516,6 +557,8 @@ func (w *Worker) flushDirty() {
 	for _, o := range w.dirty {
 		if s := w.txSock[o]; s != nil {
 			s.Flush()
+		} else if mq := w.memTx[o]; mq != nil {
+			w.flushMem(mq)
 		}
 		w.isDirty[o] = false
 	}

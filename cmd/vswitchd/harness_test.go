@@ -63,6 +63,7 @@ type portConf struct {
 	name, iface string
 	vlan        string // YAML flow mapping for vlan:, e.g. "{mode: access, tag: 10}"
 	xdpMode     string // native (default) or skb
+	memring     string // YAML flow mapping for memring: (a memring port; iface unused)
 }
 
 func (h *host) portConf(vlan string) portConf {
@@ -121,6 +122,10 @@ func (d *daemon) writeConfig(t *testing.T, c daemonConf) {
 		b.WriteString("ports:\n")
 	}
 	for _, p := range c.ports {
+		if p.memring != "" {
+			fmt.Fprintf(&b, "  - name: %s\n    type: memring\n    memring: %s\n", p.name, p.memring)
+			continue
+		}
 		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n", p.name, p.iface)
 		if p.xdpMode != "" {
 			fmt.Fprintf(&b, "    xdp_mode: %s\n", p.xdpMode)
