@@ -13,7 +13,9 @@
 //	dnsmasq-bridge    the reference: dnsmasq behind a Linux bridge
 //
 // Every case sends to the same server address (dnsmasq's); only the name
-// decides who answers. Each repetition runs dnsperf for -dur (throughput,
+// decides who answers. The run goes in rounds, each case once per round,
+// so that the load of a shared machine hits every case alike. Each
+// repetition runs dnsperf for -dur (throughput,
 // dnsperf's mean latency) with a Go prober alongside at a fixed moderate
 // rate that records every round trip (p50/p99 under load, which dnsperf
 // 2.10 does not report), then the prober alone for -idle-dur (p50/p99
@@ -57,7 +59,8 @@ const (
 	CaseDnsmasqBridge   = "dnsmasq-bridge"
 )
 
-// AllCases is the default order: both vswitchd cases share one daemon.
+// AllCases is the default order: the two vswitchd cases of a round share
+// one daemon.
 var AllCases = []string{CaseSwitch, CaseDnsmasqVswitchd, CaseDnsmasqBridge}
 
 // Settings are one run's knobs, recorded in the report.
@@ -195,6 +198,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	results, err := Run(ctx, s, stderr)
 	rep.set(results, err)
+	rep.LoadAvgEnd = loadAvg()
 	md := rep.Markdown()
 	fmt.Fprint(stdout, md)
 	if s.Out != "" {
@@ -235,4 +239,13 @@ func gitDescribe() string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// loadAvg is /proc/loadavg, to show how busy the shared machine was.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }

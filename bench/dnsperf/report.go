@@ -14,13 +14,15 @@ import (
 
 // Report is everything one run measured; it is the JSON file.
 type Report struct {
-	Date     string       `json:"date"`
-	Host     e2e.HostInfo `json:"host"`
-	Commit   string       `json:"commit,omitempty"`
-	Settings Settings     `json:"settings"`
-	Cases    []CaseReport `json:"cases"`
-	Ratios   []Ratio      `json:"ratios,omitempty"`
-	Error    string       `json:"error,omitempty"`
+	Date   string       `json:"date"`
+	Host   e2e.HostInfo `json:"host"`
+	Commit string       `json:"commit,omitempty"`
+	// LoadAvgEnd is /proc/loadavg after the run (Host.LoadAvg: before).
+	LoadAvgEnd string       `json:"loadavg_end,omitempty"`
+	Settings   Settings     `json:"settings"`
+	Cases      []CaseReport `json:"cases"`
+	Ratios     []Ratio      `json:"ratios,omitempty"`
+	Error      string       `json:"error,omitempty"`
 }
 
 // CaseReport is a case with the medians over its repetitions.
@@ -166,8 +168,8 @@ func (r *Report) Markdown() string {
 	var b strings.Builder
 	s := r.Settings
 	fmt.Fprintf(&b, "# vswitch DNS benchmark (peephole responder vs dnsmasq)\n\n")
-	fmt.Fprintf(&b, "- date: %s\n- kernel: %s\n- cpu: %s, %d cores\n- load average at start: %s\n- go: %s\n",
-		r.Date, r.Host.Kernel, r.Host.CPUModel, r.Host.Cores, r.Host.LoadAvg, r.Host.GoVersion)
+	fmt.Fprintf(&b, "- date: %s\n- kernel: %s\n- cpu: %s, %d cores\n- load average at start: %s\n- load average at end: %s\n- go: %s\n",
+		r.Date, r.Host.Kernel, r.Host.CPUModel, r.Host.Cores, r.Host.LoadAvg, r.LoadAvgEnd, r.Host.GoVersion)
 	if r.Commit != "" {
 		fmt.Fprintf(&b, "- commit: %s\n", r.Commit)
 	}

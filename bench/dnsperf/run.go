@@ -117,49 +117,52 @@ func Run(ctx context.Context, s Settings, log io.Writer) (results []CaseResult, 
 	}
 	defer func() { err = errors.Join(err, stopVswitchd()) }()
 
-	for _, name := range s.Cases {
-		if ctx.Err() != nil {
-			break
-		}
+	// Rounds: every case once per round, so that a change in the machine's
+	// load during the run (this is a shared machine) hits every case alike
+	// instead of one block of repetitions.
+	results = make([]CaseResult, len(s.Cases))
+	for i, name := range s.Cases {
 		ci := cases[name]
-		cr := CaseResult{Name: name, Query: ci.query + " A", Answerer: ci.answerer, Path: ci.path}
-		fmt.Fprintf(log, "case %s: %s answered by %s through %s\n", name, cr.Query, ci.answerer, ci.path)
-		// Bring up the path: vswitchd or the bridge, never both.
-		var perr error
-		if ci.bridge {
-			perr = stopVswitchd()
-			if perr == nil && !topo.bridgeUp {
-				perr = topo.bridge(ctx)
+		results[i] = CaseResult{Name: name, Query: ci.query + " A", Answerer: ci.answerer, Path: ci.path}
+	}
+	for round := 1; round <= s.Reps && ctx.Err() == nil; round++ {
+		for i, name := range s.Cases {
+			cr := &results[i]
+			if ctx.Err() != nil || cr.Error != "" {
+				continue
 			}
-		} else {
-			perr = topo.unbridge()
-			if perr == nil && vs == nil {
-				vs, perr = startVswitchd(ctx, s, topo, dir)
+			ci := cases[name]
+			fmt.Fprintf(log, "round %d, case %s: %s answered by %s through %s\n", round, name, cr.Query, ci.answerer, ci.path)
+			// Bring up the path: vswitchd or the bridge, never both.
+			var perr error
+			if ci.bridge {
+				perr = stopVswitchd()
+				if perr == nil && !topo.bridgeUp {
+					perr = topo.bridge(ctx)
+				}
+			} else {
+				perr = topo.unbridge()
+				if perr == nil && vs == nil {
+					vs, perr = startVswitchd(ctx, s, topo, dir)
+				}
 			}
-		}
-		if perr == nil {
-			// Who answers: the expected server, with its own answer.
-			perr = waitFor(ctx, 20*time.Second, func() error { return pr.checkOnce(ctx, ci.query, ci.answer) })
-		}
-		if perr != nil {
-			cr.Error = perr.Error()
-			keep = true
-			results = append(results, cr)
-			fmt.Fprintf(log, "  error: %v\n", perr)
-			continue
-		}
-		for i := 0; i < s.Reps && ctx.Err() == nil; i++ {
-			r, rerr := runRep(ctx, s, topo, pr, vs, ci, dir)
-			if rerr != nil {
-				cr.Error = rerr.Error()
+			if perr == nil {
+				// Who answers: the expected server, with its own answer.
+				perr = waitFor(ctx, 20*time.Second, func() error { return pr.checkOnce(ctx, ci.query, ci.answer) })
+			}
+			var r Rep
+			if perr == nil {
+				r, perr = runRep(ctx, s, topo, pr, vs, ci, dir)
+			}
+			if perr != nil {
+				cr.Error = fmt.Sprintf("round %d: %v", round, perr)
 				keep = true
-				fmt.Fprintf(log, "  rep %d: error: %v\n", i+1, rerr)
-				break
+				fmt.Fprintf(log, "  error: %v\n", perr)
+				continue
 			}
 			cr.Reps = append(cr.Reps, r)
-			fmt.Fprintf(log, "  rep %d: %s\n", i+1, r.line())
+			fmt.Fprintf(log, "  %s\n", r.line())
 		}
-		results = append(results, cr)
 	}
 	return results, ctx.Err()
 }
