@@ -3,6 +3,7 @@ package memring
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -299,4 +300,66 @@ func TestOpenRegionBadHeader(t *testing.T) {
 			t.Fatalf("Config follows the shared header: %+v", r.Config())
 		}
 	})
+}
+
+// TestNewRegionHugepageFallback: a region bigger than the free hugepage
+// pool cannot reserve its pages, so NewRegion falls back to a plain memfd
+// (a real failed attempt, not the test hook). Reads the pool size from
+// /proc/meminfo and changes no system setting.
+func TestNewRegionHugepageFallback(t *testing.T) {
+	meminfo, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	free := int64(-1)
+	for _, line := range strings.Split(string(meminfo), "\n") {
+		var n int64
+		if _, err := fmt.Sscanf(line, "HugePages_Free: %d", &n); err == nil {
+			free = n
+		}
+	}
+	if free < 0 {
+		t.Skip("no HugePages_Free in /proc/meminfo")
+	}
+	// Smallest geometry whose buffers alone exceed the free pool.
+	cfg := Config{QueuePairs: 1, RingSize: 1024, FrameSize: 2048}
+	for cfg.RegionSize() <= free*hugePage {
+		switch {
+		case cfg.RingSize < 32768:
+			cfg.RingSize *= 2
+		case cfg.FrameSize < 16384:
+			cfg.FrameSize *= 2
+		case cfg.QueuePairs < 16:
+			cfg.QueuePairs *= 2
+		default:
+			t.Skipf("%d free hugepages: no region is big enough to exhaust them", free)
+		}
+	}
+	if cfg.RegionSize() > 512<<20 {
+		t.Skipf("%d free hugepages: a %d MiB region is too big for a unit test", free, cfg.RegionSize()>>20)
+	}
+	r, hugepages, err := NewRegion("memring-fallback", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	t.Logf("%d free 2 MiB hugepages, region of %d MiB: hugepages=%v", free, cfg.RegionSize()>>20, hugepages)
+	if hugepages {
+		// Another process freed pages meanwhile, or the pool grew.
+		t.Log("hugepage reservation succeeded; fallback not exercised")
+		return
+	}
+	if r.Size() != cfg.RegionSize() {
+		t.Fatalf("plain region of %d bytes, want %d", r.Size(), cfg.RegionSize())
+	}
+	tx, rx := r.Queue(0, SideClient)
+	_, srx := r.Queue(0, SideSwitch)
+	if n, _ := tx.Send([][]byte{make([]byte, 64)}); n != 1 {
+		t.Fatal("Send on the fallback region failed")
+	}
+	out := make([][]byte, 1)
+	if n, _ := srx.Recv(out); n != 1 {
+		t.Fatal("Recv on the fallback region failed")
+	}
+	_ = rx
 }
