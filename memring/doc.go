@@ -91,5 +91,10 @@
 // different goroutines or processes. Nothing locks. Stats may be read from
 // any goroutine. Frames returned by Rx.Recv are views into shared memory,
 // valid until Rx.Release; a buffer from Tx.Buffer is the caller's until
-// Tx.Submit.
+// Tx.Submit. The client can rewrite a to-switch frame while the switch
+// holds its view: the switch copies a frame (into its own UMEM frame)
+// before any check of the frame's contents has to stay true.
+//
+// Tests of code that uses rings get a fake client and raw hostile access
+// from memring/memringtest.
 package memring
