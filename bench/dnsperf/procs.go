@@ -193,10 +193,10 @@ func (v *vswitchd) run(ctx context.Context, args ...string) ([]byte, error) {
 type dnsCounters struct {
 	Answered    uint64 `json:"answered"`
 	OutsideZone uint64 `json:"passed_outside_zone"`
-	// BusyPct is the worker's busy share (batch processing including the
-	// TX kicks, which in copy mode carry the kernel's delivery to the
-	// client) since the previous stats call; RxPackets and Batches give
-	// the mean batch size.
+	// BusyPct is the busiest worker's busy share (batch processing
+	// including the TX kicks, which in copy mode carry the kernel's
+	// delivery to the client) over the daemon's last one-second rate
+	// sample; RxPackets and Batches give the mean batch size.
 	BusyPct            float64
 	RxPackets, Batches uint64
 }

@@ -33,10 +33,12 @@ type Rep struct {
 	// repetition (vswitchd cases only).
 	SwitchAnswered *uint64 `json:"switch_dns_answered,omitempty"`
 	SwitchPassed   *uint64 `json:"switch_dns_passed_outside_zone,omitempty"`
-	// SwitchBusyPct is vswitchd's worker busy share over the repetition
-	// (its stats call at the start and at the end bound the interval), and
-	// SwitchBatch its mean RX batch size: how much of the switch's core the
-	// rate took, i.e. the headroom a client-bound case leaves.
+	// SwitchBusyPct is vswitchd's worker busy share (its one-second rate)
+	// read in the middle of dnsperf's window, and SwitchBatch its mean RX
+	// batch size over the repetition: how much of the switch's core the
+	// rate took, i.e. the headroom a client-bound case leaves. Busy time is
+	// wall time in batch processing, so preemption by other work on the
+	// core inflates it.
 	SwitchBusyPct *float64 `json:"switch_worker_busy_pct,omitempty"`
 	SwitchBatch   *float64 `json:"switch_mean_batch,omitempty"`
 }
@@ -197,6 +199,23 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 		}
 		r.ProbeLoad, perr = pr.run(pctx, ci.query, ci.answer, s.ProbeRate, s.dur-time.Second)
 	}()
+	// The switch's busy share is a rate over its last one-second sample:
+	// read it in the middle of the window, not after dnsperf has stopped.
+	var mid dnsCounters
+	var midErr error
+	if vs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-pctx.Done():
+				midErr = pctx.Err()
+				return
+			case <-time.After(s.dur / 2):
+			}
+			mid, midErr = vs.dnsStats(pctx)
+		}()
+	}
 	res, out, err := runDnsperf(ctx, dnsperfSpec{
 		NS: topo.SrcNS, CPU: s.ClientCPU, Server: serverIP.String(), Name: ci.query, Dur: s.dur,
 		Clients: s.Clients, Outstanding: s.Outstanding, TimeoutS: s.TimeoutS, Dir: dir,
@@ -235,7 +254,10 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 		}
 		a, p := c1.Answered-c0.Answered, c1.OutsideZone-c0.OutsideZone
 		r.SwitchAnswered, r.SwitchPassed = &a, &p
-		busy := c1.BusyPct
+		if midErr != nil {
+			return r, fmt.Errorf("switch stats mid-run: %w", midErr)
+		}
+		busy := mid.BusyPct
 		r.SwitchBusyPct = &busy
 		if nb := c1.Batches - c0.Batches; nb > 0 {
 			mb := float64(c1.RxPackets-c0.RxPackets) / float64(nb)
