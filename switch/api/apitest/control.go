@@ -163,9 +163,18 @@ func (c *Control) AddPort(spec vswitch.PortSpec) (vswitch.PortInfo, error) {
 		if p.Name == spec.Name {
 			return vswitch.PortInfo{}, fmt.Errorf("add port %q: %w", spec.Name, vswitch.ErrExists)
 		}
-		if p.Interface == spec.Interface {
+		if spec.Interface != "" && p.Interface == spec.Interface {
 			return vswitch.PortInfo{}, fmt.Errorf("add port %q: interface %s is used by port %q: %w", spec.Name, spec.Interface, p.Name, vswitch.ErrExists)
 		}
+	}
+	if spec.Type == vswitch.PortMemring {
+		// A memring port has no link: no ifindex, MAC or queues until a
+		// client attaches, and the fake never attaches one by itself.
+		info := vswitch.PortInfo{PortSpec: spec, Index: c.nextIndex, State: "detached"}
+		c.nextIndex++
+		c.ports = append(c.ports, info)
+		c.status.Generation++
+		return info, nil
 	}
 	queues := max(spec.Queues, 1)
 	info := vswitch.PortInfo{
