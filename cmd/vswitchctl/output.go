@@ -69,7 +69,7 @@ func toAny(s []string) []any {
 }
 
 // joinInts renders a list like "0,1,2", or "-" when empty.
-func joinInts[T ~int | ~uint16](v []T) string {
+func joinInts[T ~int | ~uint16 | ~uint32](v []T) string {
 	if len(v) == 0 {
 		return "-"
 	}

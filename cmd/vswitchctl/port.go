@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -38,13 +39,30 @@ func newPortListCmd(o *options) *cobra.Command {
 	}
 }
 
+// printPorts shows every kind of port in one table. A memring port has no
+// link, so its interface, ifindex, MAC, XDP and bind cells are "-", its
+// state is attached or detached, and its queues are the attached client's
+// queue pairs.
 func printPorts(o *options, ports []vswitch.PortInfo) error {
-	t := newTable(o.out, "NAME", "INTERFACE", "IFINDEX", "MAC", "STATE", "XDP", "BIND", "QUEUES", "WORKERS", "VLAN")
+	t := newTable(o.out, "NAME", "TYPE", "INTERFACE", "IFINDEX", "MAC", "STATE", "XDP", "BIND", "QUEUES", "WORKERS", "VLAN")
 	for _, p := range ports {
-		t.row(p.Name, p.Interface, p.Ifindex, dash(p.MAC), dash(p.State), dash(p.XDPMode), dash(p.BindMode),
+		ifindex := "-"
+		if p.Ifindex != 0 {
+			ifindex = strconv.Itoa(p.Ifindex)
+		}
+		t.row(p.Name, portType(p.PortSpec), dash(p.Interface), ifindex, dash(p.MAC), dash(p.State), dash(p.XDPMode), dash(p.BindMode),
 			joinInts(p.Queues), joinInts(p.Worker), vlanString(p.VLAN))
 	}
 	return t.flush()
+}
+
+// portType is the spec's type; a daemon that predates port types leaves it
+// empty, and then the port is AF_XDP.
+func portType(s vswitch.PortSpec) string {
+	if s.Type == "" {
+		return vswitch.PortAFXDP
+	}
+	return s.Type
 }
 
 // vlanString renders a port's VLAN mode in one cell.
@@ -77,11 +95,49 @@ func dash(s string) string {
 
 // portAddFlags are the flags of `port add`, one per PortSpec field.
 type portAddFlags struct {
-	iface, xdpMode, bind, vlanMode string
-	queues                         int
-	vlanTag, vlanNative            uint16
-	vlanAllowed                    []uint
-	spoofGuard                     bool
+	iface, xdpMode, bind string
+	queues               int
+	vlan                 vlanFlags
+	spoofGuard           bool
+}
+
+// vlanFlags are the VLAN flags shared by `port add` and `memring add`.
+type vlanFlags struct {
+	mode        string
+	tag, native uint16
+	allowed     []uint
+}
+
+// register adds the --vlan-* flags to cmd.
+func (v *vlanFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&v.mode, "vlan-mode", "", "802.1Q mode: access or trunk (default: all VLANs, untagged in VLAN 0)")
+	fl.Uint16Var(&v.tag, "vlan-tag", 0, "access VLAN (with --vlan-mode access)")
+	fl.UintSliceVar(&v.allowed, "vlan-allowed", nil, "VLANs a trunk carries, e.g. 10,20 (default all)")
+	fl.Uint16Var(&v.native, "vlan-native", 0, "VLAN of untagged frames on a trunk")
+	_ = cmd.RegisterFlagCompletionFunc("vlan-mode", choices("access", "trunk"))
+}
+
+// spec returns the VLANSpec the flags describe, nil without --vlan-mode.
+// A VLAN flag without a mode is a usage error; the rest is left to
+// PortSpec.Validate.
+func (v *vlanFlags) spec(cmd *cobra.Command) (*vswitch.VLANSpec, error) {
+	if v.mode == "" {
+		for _, n := range []string{"vlan-tag", "vlan-allowed", "vlan-native"} {
+			if cmd.Flags().Changed(n) {
+				return nil, usageErrorf("--%s needs --vlan-mode access or trunk", n)
+			}
+		}
+		return nil, nil
+	}
+	s := &vswitch.VLANSpec{Mode: v.mode, Tag: v.tag, Native: v.native}
+	for _, id := range v.allowed {
+		if id > 4094 {
+			return nil, usageErrorf("invalid --vlan-allowed: %d is not in 1..4094", id)
+		}
+		s.Allowed = append(s.Allowed, uint16(id))
+	}
+	return s, nil
 }
 
 // fieldFlags names the flag that sets each PortSpec field, so a validation
@@ -131,14 +187,10 @@ func newPortAddCmd(o *options) *cobra.Command {
 	fl.StringVar(&f.xdpMode, "xdp-mode", "native", "XDP attach mode: native or skb")
 	fl.StringVar(&f.bind, "bind", "auto", "AF_XDP bind mode: auto, copy or zerocopy")
 	fl.IntVar(&f.queues, "queues", 0, "use the link's first N queues (0 = all)")
-	fl.StringVar(&f.vlanMode, "vlan-mode", "", "802.1Q mode: access or trunk (default: all VLANs, untagged in VLAN 0)")
-	fl.Uint16Var(&f.vlanTag, "vlan-tag", 0, "access VLAN (with --vlan-mode access)")
-	fl.UintSliceVar(&f.vlanAllowed, "vlan-allowed", nil, "VLANs a trunk carries, e.g. 10,20 (default all)")
-	fl.Uint16Var(&f.vlanNative, "vlan-native", 0, "VLAN of untagged frames on a trunk")
+	f.vlan.register(cmd)
 	fl.BoolVar(&f.spoofGuard, "spoof-guard", false, "let the port claim only the addresses bound to it (vswitchctl arp/nd add --port)")
 	_ = cmd.RegisterFlagCompletionFunc("xdp-mode", choices("native", "skb"))
 	_ = cmd.RegisterFlagCompletionFunc("bind", choices("auto", "copy", "zerocopy"))
-	_ = cmd.RegisterFlagCompletionFunc("vlan-mode", choices("access", "trunk"))
 	_ = cmd.RegisterFlagCompletionFunc("interface", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		ifs, _ := net.Interfaces()
 		var names []string
@@ -158,38 +210,26 @@ func (f *portAddFlags) spec(cmd *cobra.Command, name string) (vswitch.PortSpec, 
 		return vswitch.PortSpec{}, usageErrorf("required flag --interface not set")
 	}
 	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues, SpoofGuard: f.spoofGuard}
-	fl := cmd.Flags()
-	if f.vlanMode == "" {
-		for _, n := range []string{"vlan-tag", "vlan-allowed", "vlan-native"} {
-			if fl.Changed(n) {
-				return spec, usageErrorf("--%s needs --vlan-mode access or trunk", n)
-			}
-		}
-	} else {
-		v := &vswitch.VLANSpec{Mode: f.vlanMode, Tag: f.vlanTag, Native: f.vlanNative}
-		for _, id := range f.vlanAllowed {
-			if id > 4094 {
-				return spec, usageErrorf("invalid --vlan-allowed: %d is not in 1..4094", id)
-			}
-			v.Allowed = append(v.Allowed, uint16(id))
-		}
-		spec.VLAN = v
+	var err error
+	if spec.VLAN, err = f.vlan.spec(cmd); err != nil {
+		return spec, err
 	}
 	spec.SetDefaults()
 	if err := spec.Validate(""); err != nil {
-		return spec, &usageError{fmt.Errorf("invalid %s: %w", flagOf(err), err)}
+		return spec, &usageError{fmt.Errorf("invalid %s: %w", flagOf(err, fieldFlags), err)}
 	}
 	return spec, nil
 }
 
-// flagOf names the flag behind a validation error of a PortSpec.
-func flagOf(err error) string {
+// flagOf names the flag behind a validation error of a PortSpec, looking
+// the field up in flags.
+func flagOf(err error, flags map[string]string) string {
 	var fe *vswitch.FieldError
 	if !errors.As(err, &fe) {
 		return "port"
 	}
 	field, _, _ := strings.Cut(fe.Field, "[") // vlan.allowed[2] -> vlan.allowed
-	if f, ok := fieldFlags[field]; ok {
+	if f, ok := flags[field]; ok {
 		return f
 	}
 	return fe.Field

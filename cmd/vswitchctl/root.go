@@ -59,8 +59,8 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 	o := &options{output: outputTable, out: out}
 	root := newGroupCmd("vswitchctl", "Control a running vswitchd")
 	root.Long = "vswitchctl talks to vswitchd over its unix-socket API to show status, ports, the\n" +
-		"forwarding database and counters, to add or delete ports, and to edit the\n" +
-		"ARP/ND bindings and DNS zones the switch answers from."
+		"forwarding database and counters, to add or delete ports (AF_XDP and memring),\n" +
+		"and to edit the ARP/ND bindings and DNS zones the switch answers from."
 	root.SilenceUsage = true  // a failed call is not a reason to print the usage
 	root.SilenceErrors = true // run prints errors once, in its own format
 	root.SetOut(out)
@@ -81,6 +81,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newStatusCmd(o),
 		newVersionCmd(o),
 		newPortCmd(o),
+		newMemringCmd(o),
 		newFDBCmd(o),
 		newStatsCmd(o),
 		newBindingCmd(o, familyIPv4),

@@ -18,7 +18,9 @@ func newStatsCmd(o *options) *cobra.Command {
 		Short: "Show per-port, per-worker and responder counters",
 		Long: "stats shows every counter of the switch: per port rx/tx frames, bytes and\n" +
 			"rates, drops by reason and the kernel's AF_XDP counters; per worker what it\n" +
-			"did with the frames, its drops by reason and how busy it is; per responder\n" +
+			"did with the frames, its drops by reason and how busy it is; per memring\n" +
+			"port the invalid descriptors its clients wrote and the sessions dropped for\n" +
+			"corrupt rings (shown only when there are memring ports); per responder\n" +
 			"(ARP, ND, DNS) what it answered, what it left to forwarding and why, and how\n" +
 			"many bindings were gleaned. With --port only that port's counters are shown\n" +
 			"(workers and responders serve every port, so they are left out).",
@@ -42,7 +44,17 @@ func newStatsCmd(o *options) *cobra.Command {
 			if o.output == outputJSON {
 				return printJSON(o.out, st)
 			}
-			if err := printStats(o, st); err != nil {
+			// Which counters mean something depends on the port's type,
+			// which only the port list says.
+			ports, err := cl.Ports(cmd.Context())
+			if err != nil {
+				return err
+			}
+			memring := map[string]bool{}
+			for _, p := range ports {
+				memring[p.Name] = p.Type == vswitch.PortMemring
+			}
+			if err := printStats(o, st, memring); err != nil {
 				return err
 			}
 			if port != "" {
@@ -59,7 +71,10 @@ func newStatsCmd(o *options) *cobra.Command {
 	return cmd
 }
 
-func printStats(o *options, st vswitch.Stats) error {
+// printStats shows the port, worker and drop tables. memring says which
+// ports are memring ports: they get the memring table instead of the
+// AF_XDP socket one, and each table shows only when it has a port.
+func printStats(o *options, st vswitch.Stats, memring map[string]bool) error {
 	t := newTable(o.out, "PORT", "RX-PKTS", "RX-BYTES", "RX-PPS", "TX-PKTS", "TX-BYTES", "TX-PPS", "DROPS")
 	for _, p := range st.Ports {
 		t.row(p.Name, p.RxPackets, p.RxBytes, rate(p.RxPPS), p.TxPackets, p.TxBytes, rate(p.TxPPS), p.Drops)
@@ -68,11 +83,29 @@ func printStats(o *options, st vswitch.Stats) error {
 		return err
 	}
 
-	if len(st.Ports) > 0 {
+	var xskPorts, memPorts []vswitch.PortStats
+	for _, p := range st.Ports {
+		if memring[p.Name] {
+			memPorts = append(memPorts, p)
+		} else {
+			xskPorts = append(xskPorts, p)
+		}
+	}
+	if len(xskPorts) > 0 {
 		fmt.Fprintln(o.out)
 		t = newTable(o.out, "PORT", "XSK-RX-DROPPED", "XSK-RX-RING-FULL", "XSK-FILL-RING-EMPTY", "XSK-TX-INVALID")
-		for _, p := range st.Ports {
+		for _, p := range xskPorts {
 			t.row(p.Name, p.XSKRxDropped, p.XSKRxRingFull, p.XSKFillRingEmpty, p.XSKTxInvalid)
+		}
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+	if len(memPorts) > 0 {
+		fmt.Fprintln(o.out)
+		t = newTable(o.out, "PORT", "MEMRING-BAD-DESC", "MEMRING-CORRUPT")
+		for _, p := range memPorts {
+			t.row(p.Name, p.MemringBadDesc, p.MemringCorrupt)
 		}
 		if err := t.flush(); err != nil {
 			return err
