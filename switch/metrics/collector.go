@@ -32,6 +32,9 @@ var (
 	portXSKRxFull   = newDesc("port_xsk_rx_ring_full_total", "Times the AF_XDP RX ring was full (rx_ring_full), summed over queues.", "port")
 	portXSKFillEmpt = newDesc("port_xsk_fill_ring_empty_total", "Times the AF_XDP fill ring was empty (rx_fill_ring_empty_descs), summed over queues.", "port")
 	portXSKTxInval  = newDesc("port_xsk_tx_invalid_total", "Invalid TX descriptors the kernel rejected (tx_invalid_descs), summed over queues.", "port")
+	portMemBadDesc  = newDesc("port_memring_bad_descriptors_total", "Invalid descriptors the memring port's clients wrote (skipped, never followed).", "port")
+	portMemCorrupt  = newDesc("port_memring_corrupt_sessions_total", "Sessions of the memring port dropped because the client corrupted its rings.", "port")
+	portAttached    = newDesc("port_attached", "1 while a client is attached to the memring port, else 0.", "port")
 
 	workerRxPackets = newDesc("worker_rx_packets_total", "Frames the worker took from its RX queues.", "worker")
 	workerTxPackets = newDesc("worker_tx_packets_total", "Frames the worker transmitted.", "worker")
@@ -59,6 +62,7 @@ var (
 	allDescs = []*prometheus.Desc{
 		portRxPackets, portRxBytes, portTxPackets, portTxBytes, portDrops,
 		portXSKRxDrop, portXSKRxFull, portXSKFillEmpt, portXSKTxInval,
+		portMemBadDesc, portMemCorrupt, portAttached,
 		workerRxPackets, workerTxPackets, workerForwarded, workerFlooded, workerReplied,
 		workerDrops, workerPolls, workerBusy,
 		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned, peepholeGleans,
@@ -66,10 +70,11 @@ var (
 	}
 )
 
-// Collector is a prometheus.Collector that reads ctl.Status and ctl.Stats
-// on every scrape and exports them as the vswitch_* metrics. The
+// Collector is a prometheus.Collector that reads ctl.Status, ctl.Ports and
+// ctl.Stats on every scrape and exports them as the vswitch_* metrics. The
 // responders' counters come from Stats().Peephole, the same numbers
-// `vswitchctl stats` shows.
+// `vswitchctl stats` shows. Ports says which ports are memring ports: only
+// they get the memring series, and port_attached comes from their state.
 type Collector struct {
 	ctl vswitch.Control
 }
@@ -89,6 +94,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.ctl.Status()
+	portInfos := c.ctl.Ports()
 	stats := c.ctl.Stats()
 
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -104,6 +110,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(generation, float64(st.Generation))
 	gauge(buildInfo, 1, vswitch.Version)
 
+	memring := make(map[string]bool, len(portInfos))
+	for _, p := range portInfos {
+		memring[p.Name] = p.Type == vswitch.PortMemring
+	}
 	for _, p := range stats.Ports {
 		counter(portRxPackets, p.RxPackets, p.Name)
 		counter(portRxBytes, p.RxBytes, p.Name)
@@ -112,10 +122,27 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range dropsByReason(p.Drops, p.DropsBy) {
 			counter(portDrops, n, p.Name, reason)
 		}
-		counter(portXSKRxDrop, p.XSKRxDropped, p.Name)
-		counter(portXSKRxFull, p.XSKRxRingFull, p.Name)
-		counter(portXSKFillEmpt, p.XSKFillRingEmpty, p.Name)
-		counter(portXSKTxInval, p.XSKTxInvalid, p.Name)
+		// A memring port has no AF_XDP sockets, an AF_XDP port no rings
+		// of a client: each gets only the series that mean something.
+		if memring[p.Name] {
+			counter(portMemBadDesc, p.MemringBadDesc, p.Name)
+			counter(portMemCorrupt, p.MemringCorrupt, p.Name)
+		} else {
+			counter(portXSKRxDrop, p.XSKRxDropped, p.Name)
+			counter(portXSKRxFull, p.XSKRxRingFull, p.Name)
+			counter(portXSKFillEmpt, p.XSKFillRingEmpty, p.Name)
+			counter(portXSKTxInval, p.XSKTxInvalid, p.Name)
+		}
+	}
+	for _, p := range portInfos {
+		if p.Type != vswitch.PortMemring {
+			continue
+		}
+		attached := 0.0
+		if p.State == "attached" {
+			attached = 1
+		}
+		gauge(portAttached, attached, p.Name)
 	}
 	for _, w := range stats.Workers {
 		id := strconv.Itoa(w.ID)

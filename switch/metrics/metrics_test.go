@@ -274,3 +274,62 @@ func TestServeStops(t *testing.T) {
 		t.Errorf("GET after Close = %v, want a connection error", err)
 	}
 }
+
+func TestCollectorExportsMemring(t *testing.T) {
+	ctl := apitest.NewSampleMemring()
+	want := `
+# HELP vswitch_port_attached 1 while a client is attached to the memring port, else 0.
+# TYPE vswitch_port_attached gauge
+vswitch_port_attached{port="vm1"} 1
+vswitch_port_attached{port="vm2"} 0
+# HELP vswitch_port_memring_bad_descriptors_total Invalid descriptors the memring port's clients wrote (skipped, never followed).
+# TYPE vswitch_port_memring_bad_descriptors_total counter
+vswitch_port_memring_bad_descriptors_total{port="vm1"} 12
+vswitch_port_memring_bad_descriptors_total{port="vm2"} 0
+# HELP vswitch_port_memring_corrupt_sessions_total Sessions of the memring port dropped because the client corrupted its rings.
+# TYPE vswitch_port_memring_corrupt_sessions_total counter
+vswitch_port_memring_corrupt_sessions_total{port="vm1"} 1
+vswitch_port_memring_corrupt_sessions_total{port="vm2"} 0
+# HELP vswitch_port_xsk_tx_invalid_total Invalid TX descriptors the kernel rejected (tx_invalid_descs), summed over queues.
+# TYPE vswitch_port_xsk_tx_invalid_total counter
+vswitch_port_xsk_tx_invalid_total{port="eth0"} 4
+vswitch_port_xsk_tx_invalid_total{port="eth1"} 0
+`
+	names := []string{"vswitch_port_attached", "vswitch_port_memring_bad_descriptors_total",
+		"vswitch_port_memring_corrupt_sessions_total", "vswitch_port_xsk_tx_invalid_total"}
+	if err := testutil.CollectAndCompare(metrics.NewCollector(ctl), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(metrics.NewCollector(ctl), "vswitch_port_rx_packets_total"); n != 4 {
+		t.Errorf("rx packets of %d ports, want all 4", n)
+	}
+
+	// Read on every scrape: a client leaving shows at once.
+	if err := ctl.DetachMemring("vm1"); err != nil {
+		t.Fatal(err)
+	}
+	want = "# HELP vswitch_port_attached 1 while a client is attached to the memring port, else 0.\n# TYPE vswitch_port_attached gauge\n" +
+		"vswitch_port_attached{port=\"vm1\"} 0\nvswitch_port_attached{port=\"vm2\"} 0\n"
+	if err := testutil.CollectAndCompare(metrics.NewCollector(ctl), strings.NewReader(want), "vswitch_port_attached"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCollectorWithoutMemringPortsHasNoMemringSeries(t *testing.T) {
+	c := metrics.NewCollector(apitest.NewSample())
+	for _, name := range []string{"vswitch_port_attached", "vswitch_port_memring_bad_descriptors_total", "vswitch_port_memring_corrupt_sessions_total"} {
+		if n := testutil.CollectAndCount(c, name); n != 0 {
+			t.Errorf("%s: %d series without memring ports", name, n)
+		}
+	}
+}
+
+func TestCollectorLintMemring(t *testing.T) {
+	problems, err := testutil.CollectAndLint(metrics.NewCollector(apitest.NewSampleMemring()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+}
