@@ -171,10 +171,16 @@ func rights(oob []byte) []int {
 	return fds
 }
 
-// isEventfd reports whether fd is an eventfd (its /proc link says so).
+// isEventfd reports whether fd is an eventfd, as its /proc link says; true
+// when there is no /proc to ask (the check catches a confused switch, it is
+// not a security boundary: the client trusts the switch).
 func isEventfd(fd int) bool {
 	link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	return err == nil && link == "anon_inode:[eventfd]"
+	if err != nil {
+		_, perr := os.Stat("/proc/self/fd")
+		return perr != nil
+	}
+	return link == "anon_inode:[eventfd]"
 }
 
 // dupConnFD returns a close-on-exec duplicate of c's socket descriptor.

@@ -175,7 +175,8 @@ func (s *Session) close() {
 // queues on the workers, Detach removes them. Both are called from the
 // session's goroutine and must return only when done; Detach must leave
 // nothing that touches the region, because the server unmaps it next. An
-// error from Attach refuses the client.
+// error from Attach refuses the client. They must not call DelPort or Close
+// of the same server, which wait for Detach to return.
 type Handler interface {
 	Attach(s *Session) error
 	Detach(s *Session)

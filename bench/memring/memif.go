@@ -113,6 +113,12 @@ func ppsLines(path, field string) []float64 {
 	return out
 }
 
+// flowing reports whether the last Rx-pps line of a log is not zero.
+func flowing(path string) bool {
+	xs := ppsLines(path, "Rx-pps")
+	return len(xs) > 0 && xs[len(xs)-1] > 0
+}
+
 func meanMpps(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -184,10 +190,12 @@ func memifRep(ctx context.Context, s *settings, size, rep int, dir string, prod,
 		return e2e.Rep{}, err
 	}
 	defer rx.stop()
+	// Ready when frames flow: the memif connection comes up some time after
+	// both processes print stats (zero rates until then).
 	deadline := time.Now().Add(memifStartTimeout)
-	for len(ppsLines(rxLog, "Rx-pps")) == 0 {
+	for !flowing(rxLog) {
 		if tx.exited() || rx.exited() || time.Now().After(deadline) || ctx.Err() != nil {
-			return e2e.Rep{}, fmt.Errorf("testpmd did not start: tx: %s; rx: %s", tail(txLog, 4), tail(rxLog, 4))
+			return e2e.Rep{}, fmt.Errorf("no frames through memif within %v: tx: %s; rx: %s", memifStartTimeout, tail(txLog, 4), tail(rxLog, 4))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
