@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,5 +283,67 @@ func TestMemringHostileClient(t *testing.T) {
 	}
 	if _, err := memring.Dial(sock, "nope"); !errors.Is(err, memring.ErrRefused) {
 		t.Fatalf("attaching to an unknown port: %v, want refused", err)
+	}
+}
+
+// TestMemringKillAndReconnect: two memring client processes, each in a
+// network namespace of its own, ping each other through the switch; the
+// responder is SIGKILLed, the switch detaches it and keeps forwarding
+// between two veth hosts meanwhile, and a new responder attaches to the
+// same port and answers again.
+func TestMemringKillAndReconnect(t *testing.T) {
+	netnstest.RequirePriv(t)
+	h1 := newHost(t, "h1", "10.78.0.1")
+	h2 := newHost(t, "h2", "10.78.0.2")
+	d, sock := memringDaemon(t, h1.portConf(""), h2.portConf(""),
+		portConf{name: "m1", memring: "{}"}, portConf{name: "m2", memring: "{}"})
+	tool := filepath.Join(netnstest.BinDir(t), "memring")
+	nsA, nsB := netnstest.NewNS(t), netnstest.NewNS(t)
+	respond := func() *netnstest.Proc {
+		return netnstest.Start(t, nsB, tool, "respond", "--socket", sock, "--port", "m2",
+			"--mac", "02:6d:00:00:00:0b", "--ip", "10.79.0.2/24")
+	}
+	ping := func(what string) {
+		t.Helper()
+		netnstest.Eventually(t, firstPingTimeout, 200*time.Millisecond, what, func() (bool, string) {
+			r := nsA.Exec(30*time.Second, tool, "ping", "--socket", sock, "--port", "m1",
+				"--mac", "02:6d:00:00:00:0a", "--ip", "10.79.0.1/24", "--target", "10.79.0.2",
+				"-c", "3", "-i", "100ms", "-W", "2s")
+			return r.OK(), r.String()
+		})
+	}
+	attached := func(port string, want bool) func() (bool, string) {
+		return func() (bool, string) {
+			for _, p := range d.ports(t) {
+				if p.Name == port {
+					return (p.State == "attached") == want, "state " + p.State
+				}
+			}
+			return false, "no port " + port
+		}
+	}
+	r1 := respond()
+	netnstest.Eventually(t, 10*time.Second, 100*time.Millisecond, "responder attached", attached("m2", true))
+	ping("memring ping from namespace A to the responder in namespace B")
+
+	// Kernel traffic between the veth hosts runs across the kill.
+	bg := netnstest.Start(t, h1.ns, "ping", "-c", "30", "-i", "0.1", "-W", "5", h2.ip)
+	if err := r1.Signal(unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	netnstest.Eventually(t, 10*time.Second, 100*time.Millisecond, "killed responder detached", attached("m2", false))
+	if r := nsA.Exec(30*time.Second, tool, "ping", "--socket", sock, "--port", "m1", "--mac", "02:6d:00:00:00:0a",
+		"--ip", "10.79.0.1/24", "--target", "10.79.0.2", "-c", "1", "-W", "1s"); r.OK() {
+		t.Fatalf("ping answered with the responder dead:\n%s", r)
+	}
+	respond()
+	netnstest.Eventually(t, 10*time.Second, 100*time.Millisecond, "new responder attached", attached("m2", true))
+	ping("memring ping after the responder reattached")
+
+	if exited, err := bg.Wait(60 * time.Second); !exited || err != nil || bg.ExitCode() != 0 {
+		t.Fatalf("ping between the veth hosts across the kill: exit %d, %v\n%s", bg.ExitCode(), err, bg.Stdout())
+	}
+	if !strings.Contains(bg.Stdout(), " 0% packet loss") {
+		t.Fatalf("veth hosts lost packets while a memring client died:\n%s", bg.Stdout())
 	}
 }
