@@ -42,8 +42,8 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 fuzz:
-	@for t in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' pipeline switch peephole | sed 's/func //'); do \
-		pkg=$$(grep -rlE "^func $$t\b" --include='*_test.go' pipeline switch peephole | head -1 | xargs dirname); \
+	@for t in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' pipeline switch peephole memring | sed 's/func //'); do \
+		pkg=$$(grep -rlE "^func $$t\b" --include='*_test.go' pipeline switch peephole memring | head -1 | xargs dirname); \
 		echo "fuzz $$pkg $$t $(FUZZTIME)"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
 	done
@@ -57,7 +57,7 @@ test-priv: build
 	VSWITCH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -tags integration -v ./cmd/... 2>&1 | tee /tmp/vswitch-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
 
 bench-micro:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./bench/ ./pipeline/ ./switch/ ./peephole/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./bench/ ./pipeline/ ./switch/ ./peephole/ ./memring/
 
 # bench-deps installs the missing BENCH_APT_PKGS, like deps. After deps, so
 # that two apt-gets never run at once under make -j.
