@@ -88,6 +88,7 @@ const (
 	dnsTypeOPT       = 41
 	dnsRcodeNXDomain = 3
 	dnsTypeSOA       = 6
+	dnsTypeNS        = 2
 	dnsMinUDPSize    = 512
 	// dnsOurUDPSize is the EDNS0 payload size a reply advertises (the
 	// DNS flag day 2020 figure).
@@ -447,10 +448,20 @@ func parseDNSQuery(msg []byte, q *dnsQuery) (dnsOutcome, DNSPassReason) {
 	if qclass != dnsClassIN {
 		return dnsOutPass, DNSPassUnsupportedType
 	}
+	// The zone store holds A, AAAA, PTR and CNAME; for any other data type
+	// the authoritative answer is NODATA (or NXDOMAIN). Left for a full
+	// server: CNAME, SOA and NS queries (the store has no such data to
+	// answer truthfully), meta types (ANY, zone transfers, MAILA/MAILB)
+	// and OPT.
 	switch q.qtype {
-	case DNSTypeA, DNSTypeAAAA, DNSTypePTR:
-	default:
+	case DNSTypeCNAME, dnsTypeSOA, dnsTypeNS, dnsTypeOPT:
 		return dnsOutPass, DNSPassUnsupportedType
+	}
+	if q.qtype >= 128 && q.qtype <= 255 { // meta and QTYPE-only values (RFC 6895)
+		return dnsOutPass, DNSPassUnsupportedType
+	}
+	if q.qtype == 0 {
+		return dnsOutMalformed, 0
 	}
 	return dnsOutAnswer, 0
 }

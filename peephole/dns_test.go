@@ -180,6 +180,8 @@ func TestDNSStageAnswers(t *testing.T) {
 		{name: "CNAME out of zone", q: query("out.vs.local.", dns.TypeA), answers: []string{"out.vs.local.\t120\tIN\tCNAME\texample.org."}},
 		{name: "NXDOMAIN", q: query("nope.vs.local.", dns.TypeA), rcode: dns.RcodeNameError, soa: true},
 		{name: "NODATA", q: query("web.vs.local.", dns.TypePTR), soa: true},
+		{name: "NODATA MX", q: query("web.vs.local.", dns.TypeMX), soa: true},
+		{name: "NXDOMAIN TXT", q: query("nope.vs.local.", dns.TypeTXT), rcode: dns.RcodeNameError, soa: true},
 		{name: "NODATA empty non-terminal", q: query("deep.vs.local.", dns.TypeA), soa: true},
 		{name: "case-insensitive", q: query("WeB.Vs.LoCaL.", dns.TypeA), answers: []string{
 			"WeB.Vs.LoCaL.\t60\tIN\tA\t10.0.0.80", "WeB.Vs.LoCaL.\t60\tIN\tA\t10.0.0.81"}},
@@ -277,7 +279,10 @@ func TestDNSStagePasses(t *testing.T) {
 		{"multiple questions", multi(), false, DNSPassMultiQuestion},
 		{"opcode STATUS", opcode(), false, DNSPassNotQuery},
 		{"fragment", packMsg(t, query("web.vs.local.", dns.TypeA)), true, DNSPassFragment},
-		{"type MX", packMsg(t, query("web.vs.local.", dns.TypeMX)), false, DNSPassUnsupportedType},
+		{"type SOA", packMsg(t, query("vs.local.", dns.TypeSOA)), false, DNSPassUnsupportedType},
+		{"type NS", packMsg(t, query("vs.local.", dns.TypeNS)), false, DNSPassUnsupportedType},
+		{"type CNAME", packMsg(t, query("www.vs.local.", dns.TypeCNAME)), false, DNSPassUnsupportedType},
+		{"type AXFR", packMsg(t, query("vs.local.", dns.TypeAXFR)), false, DNSPassUnsupportedType},
 		{"type ANY", packMsg(t, query("web.vs.local.", dns.TypeANY)), false, DNSPassUnsupportedType},
 	}
 	for _, tc := range tests {
