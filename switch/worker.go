@@ -175,6 +175,12 @@ func (w *Worker) housekeeping(now time.Time) {
 	kicks, kerr := w.closedKicks, w.closedKickErrors
 	for _, q := range w.rxq {
 		q.sock.Complete()
+		// A flush that gave up while the kernel made no progress leaves
+		// frames on the TX ring; kick them here rather than waiting for
+		// the next frame out of this port.
+		if q.sock.TxPending() > 0 {
+			q.sock.Flush()
+		}
 		q.sock.Refill(xsk.DefaultRingSize)
 		q.sock.WakeRx()
 		kicks += q.sock.Kicks
