@@ -178,6 +178,10 @@ func (h memHandler) Attach(s *memring.Session) error {
 		t.byIndex[p.index] = e
 		t.list = append(t.list, e)
 	})
+	if !s.Hugepages {
+		sw.log.Warn("memring region is on normal pages: no 2 MiB huge pages free (see /proc/sys/vm/nr_hugepages)",
+			zap.String("port", s.Port))
+	}
 	sw.log.Info("memring client attached", zap.String("port", s.Port), zap.Int32("pid", s.PeerPID),
 		zap.Uint32("uid", s.PeerUID), zap.Int("queue_pairs", s.QueuePairs()), zap.Bool("hugepages", s.Hugepages))
 	return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,6 +103,7 @@ var (
 // switch counts the frames on both ports.
 func TestMemringForwarding(t *testing.T) {
 	netnstest.RequirePriv(t)
+	reserveHugepages(t, 16)
 	d, sock := memringDaemon(t,
 		portConf{name: "m1", memring: "{ring_size: 256}"},
 		portConf{name: "m2", memring: "{ring_size: 256}"})
@@ -142,8 +144,8 @@ func TestMemringForwarding(t *testing.T) {
 		t.Errorf("m1 tx_packets %d, want >= 100", p.TxPackets)
 	}
 	for _, p := range d.ports(t) {
-		if p.State != "attached" || p.PeerPID == 0 {
-			t.Errorf("port %s: state %q peer pid %d, want attached", p.Name, p.State, p.PeerPID)
+		if p.State != "attached" || p.PeerPID == 0 || !p.Hugepages {
+			t.Errorf("port %s: state %q peer pid %d hugepages %v, want attached on huge pages", p.Name, p.State, p.PeerPID, p.Hugepages)
 		}
 	}
 }
@@ -345,5 +347,50 @@ func TestMemringKillAndReconnect(t *testing.T) {
 	}
 	if !strings.Contains(bg.Stdout(), " 0% packet loss") {
 		t.Fatalf("veth hosts lost packets while a memring client died:\n%s", bg.Stdout())
+	}
+}
+
+// reserveHugepages makes sure at least n 2 MiB huge pages are free for the
+// test, raising vm.nr_hugepages if needed and putting it back afterwards.
+func reserveHugepages(t *testing.T, n int) {
+	t.Helper()
+	const knob = "/proc/sys/vm/nr_hugepages"
+	read := func(path, key string) int {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key == "" {
+			v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == key {
+				v, _ := strconv.Atoi(f[1])
+				return v
+			}
+		}
+		t.Fatalf("%s: no %s", path, key)
+		return 0
+	}
+	free := read("/proc/meminfo", "HugePages_Free:")
+	if free >= n {
+		return
+	}
+	total := read(knob, "")
+	want := total + n - free
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(want)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(knob, []byte(strconv.Itoa(total)), 0o644); err != nil {
+			t.Errorf("restore %s: %v", knob, err)
+		}
+	})
+	if got := read("/proc/meminfo", "HugePages_Free:"); got < n {
+		t.Fatalf("asked the kernel for %d huge pages, %d free", want, got)
 	}
 }
