@@ -21,16 +21,17 @@ type pairResult struct {
 	TxFrames  uint64  `json:"tx_frames"`
 	TxMpps    float64 `json:"tx_mpps"`
 	Hugepages bool    `json:"hugepages"`
+	Batch     int     `json:"batch"`
 }
 
 // runMemring measures memring pair-bench at one size.
 func runMemring(ctx context.Context, s *settings, size int, log func(string, ...any)) e2e.CaseResult {
 	res := e2e.CaseResult{
 		Case: "memring", Label: "memring pair-bench (" + s.Mode + ")", Size: size, Flows: 1,
-		Note: fmt.Sprintf("producer cpu %d (Reserve/Buffer/Submit, batch 64), receiver process cpu %d (%s, reads byte 0 of every frame), ring 1024 x 2048 B",
+		Note: fmt.Sprintf("producer cpu %d (Reserve/Buffer/Submit), receiver process cpu %d (%s, reads byte 0 of every frame), ring 1024 x 2048 B",
 			s.CPUs[0], s.CPUs[1], s.Mode),
 	}
-	huge := false
+	huge, batch := false, 0
 	for rep := 1; rep <= s.Reps && ctx.Err() == nil; rep++ {
 		args := []string{"pair-bench", "--size", strconv.Itoa(size), "--duration", s.Duration.String(),
 			"--warmup", s.Warmup.String(), "--cpus", fmt.Sprintf("%d,%d", s.CPUs[0], s.CPUs[1]),
@@ -52,13 +53,16 @@ func runMemring(ctx context.Context, s *settings, size int, log func(string, ...
 			res.Error = fmt.Sprintf("rep %d: output %q: %v", rep, out.String(), err)
 			break
 		}
-		huge = pr.Hugepages
+		huge, batch = pr.Hugepages, pr.Batch
 		r := e2e.Rep{
 			Sent: pr.TxFrames, Received: pr.RxFrames, Elapsed: pr.RxElapsed,
 			RxMpps: pr.RxMpps, TxMpps: pr.TxMpps, CPUBusy: e2e.BusyPercent(c0, c1),
 		}
 		res.Reps = append(res.Reps, r)
 		log("memring %4d B rep %d: rx %.3f Mpps (tx %.3f) in %.1f s", size, rep, r.RxMpps, r.TxMpps, time.Since(t0).Seconds())
+	}
+	if batch > 0 {
+		res.Note += fmt.Sprintf(", burst %d frames per Reserve and per Recv", batch)
 	}
 	if huge {
 		res.Note += ", region on 2 MiB hugepages"

@@ -69,6 +69,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"pair-bench mode", []string{"pair-bench", "--mode", "spin"}, "--mode"},
 		{"pair-bench size", []string{"pair-bench", "--size", "4000"}, "--size"},
 		{"pair-bench ring", []string{"pair-bench", "--ring-size", "100"}, "--ring-size"},
+		{"pair-bench batch", []string{"pair-bench", "--ring-size", "64", "--batch", "65"}, "--batch: 65"},
 		{"pair-bench child without socket", []string{"pair-bench", "--child"}, "--socket: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
