@@ -74,10 +74,14 @@ func measureLatency(ctx context.Context, ep probeEndpoints, cfg latencyConfig) (
 	buf := make([]byte, cfg.Size)
 	var firstCounted uint64 = ^uint64(0)
 	var perr error
+	// Sequence numbers start at a per-run base, so a late probe of an
+	// earlier run (same path, other size) is not taken for one of ours.
+	base := uint64(monoNs()) << 8
 	got := func(f []byte, rxNs int64) {
 		seq, txNs, err := parseProbe(f)
+		seq -= base
 		if err != nil || seq >= uint64(len(seen)) || seen[seq] {
-			return // priming frame, a stray, or a duplicate
+			return // priming frame, an earlier run's probe, a stray, or a duplicate
 		}
 		seen[seq] = true
 		res.Received++
@@ -102,7 +106,7 @@ func measureLatency(ctx context.Context, ep probeEndpoints, cfg latencyConfig) (
 				firstCounted = seq
 			}
 			ts := monoNs()
-			n, err := buildProbe(buf, cfg.Size, defaultProbeAddrs(), seq, ts)
+			n, err := buildProbe(buf, cfg.Size, defaultProbeAddrs(), base+seq, ts)
 			if err != nil {
 				return res, err
 			}
@@ -120,14 +124,15 @@ func measureLatency(ctx context.Context, ep probeEndpoints, cfg latencyConfig) (
 			break
 		}
 	}
-	// Let the last probes arrive.
-	for drainEnd := monoNs() + int64(100*time.Millisecond); monoNs() < drainEnd && perr == nil; {
+	// Let the last probes arrive (the client thread can be preempted for
+	// hundreds of ms on a busy machine).
+	for drainEnd := monoNs() + int64(500*time.Millisecond); monoNs() < drainEnd && perr == nil; {
 		perr = ep.Poll(got)
 	}
 	if perr != nil {
 		return res, fmt.Errorf("poll: %w", perr)
 	}
-	res.Lost = res.Sent - res.Received
+	res.Lost = res.Sent - min(res.Received, res.Sent)
 	res.Stats = summarizeLatency(lat)
 	return res, ctx.Err()
 }
