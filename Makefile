@@ -11,13 +11,13 @@ APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc \
 	ndisc6 bind9-dnsutils dnsmasq-base dnsperf
 # BENCH_APT_PKGS: DPDK testpmd with the net_af_xdp driver, the reference
 # AF_XDP switch of the e2e benchmark (case testpmd; not in bench-ci).
-BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-mempool-ring23
+BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool-ring23
 # Executions per fuzz target. A count, not a duration: with a duration the
 # fuzz coordinator can end on "context deadline exceeded" when a worker is
 # mid-input at the deadline, a harness flake rather than a finding.
 FUZZTIME ?= 30000x
 
-.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-dns bench-ci demo demo-stop clean
+.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-dns bench-memring bench-ci demo demo-stop clean
 
 all: build
 
@@ -77,9 +77,15 @@ bench-e2e: deps bench-deps build
 bench-dns: deps build
 	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
 
+# bench-memring: root; memring pair-bench (process to process) vs two
+# testpmd over net_memif, 3 x 10 s each; results in bench/results/memring-DATE.*
+bench-memring: bench-deps build
+	$(GO) run ./bench/memring -memring $(CURDIR)/$(BIN)/memring -out bench/results
+
 bench: deps bench-deps build
 	$(GO) run ./bench/vsbench all -bin $(CURDIR)/$(BIN) -out bench/results
 	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
+	$(GO) run ./bench/memring -memring $(CURDIR)/$(BIN)/memring -out bench/results
 
 bench-ci: build
 	$(GO) run ./bench/vsbench ci -bin $(CURDIR)/$(BIN) -out bench/results
