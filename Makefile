@@ -17,7 +17,7 @@ BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool
 # mid-input at the deadline, a harness flake rather than a finding.
 FUZZTIME ?= 30000x
 
-.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-dns bench-memring bench-ci demo demo-stop clean
+.PHONY: all deps bench-deps build test unit test-priv fuzz vet bench bench-micro bench-e2e bench-dns bench-memring bench-memring-e2e bench-ci demo demo-stop clean
 
 all: build
 
@@ -82,10 +82,17 @@ bench-dns: deps build
 bench-memring: bench-deps build
 	$(GO) run ./bench/memring -memring $(CURDIR)/$(BIN)/memring -out bench/results
 
+# bench-memring-e2e: root; container -> vswitchd -> container over memring
+# ports vs the same over veth + AF_XDP (Mpps, one-way latency);
+# results in bench/results/memring-e2e-DATE.*
+bench-memring-e2e: deps bench-deps build
+	$(GO) run ./bench/memringe2e -bin $(CURDIR)/$(BIN) -out bench/results
+
 bench: deps bench-deps build
 	$(GO) run ./bench/vsbench all -bin $(CURDIR)/$(BIN) -out bench/results
 	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
 	$(GO) run ./bench/memring -memring $(CURDIR)/$(BIN)/memring -out bench/results
+	$(GO) run ./bench/memringe2e -bin $(CURDIR)/$(BIN) -out bench/results
 
 bench-ci: build
 	$(GO) run ./bench/vsbench ci -bin $(CURDIR)/$(BIN) -out bench/results
