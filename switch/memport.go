@@ -3,6 +3,7 @@ package vswitch
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -71,14 +72,14 @@ type memQueue struct {
 // memHandler adapts the switch to memring.Handler.
 type memHandler struct{ sw *Switch }
 
-// memServer returns the memring control server, starting it on first use
+// memServerLocked returns the memring control server, starting it on first use
 // so a switch without memring ports does not own a socket. sw.mu held.
 func (sw *Switch) memServerLocked() (*memring.Server, error) {
 	if sw.memSrv != nil {
 		return sw.memSrv, nil
 	}
 	path := sw.cfg.MemringSocket
-	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("memring socket: %w", err)
 	}
 	srv, err := memring.NewServer(path, os.FileMode(sw.cfg.MemringSocketMode), memHandler{sw}, sw.log)
@@ -88,15 +89,6 @@ func (sw *Switch) memServerLocked() (*memring.Server, error) {
 	sw.log.Info("memring socket listening", zap.String("path", path))
 	sw.memSrv = srv
 	return srv, nil
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i > 0; i-- {
-		if path[i] == '/' {
-			return path[:i]
-		}
-	}
-	return "."
 }
 
 // addMemPortLocked registers a memring port with the control server under
@@ -417,7 +409,7 @@ func (w *Worker) flushMem(q *memQueue) {
 	}
 }
 
-// memPortInfo fills the API view of a memring port.
+// memInfo fills the API view of a memring port.
 func (p *afxdpPort) memInfo(pi *PortInfo) {
 	mp := p.mem
 	mp.mu.Lock()
