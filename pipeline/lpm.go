@@ -55,12 +55,26 @@ type routeSnapshot struct {
 // whose top r bits of this stride's byte are v has index 1<<r|v; index 1
 // (length 0) is used only in a root, for the default route. A node is
 // never changed after it is published.
+//
+// The fields the descent reads (kid, kids) come first so that a lookup
+// passing through a node mostly touches one cache line of it.
 type lpmNode struct {
-	pfx  [8]uint64 // bit i: a prefix with index i is stored here
 	kid  [4]uint64 // bit b: a child for byte b
-	nhs  []uint32  // next hops, in index order
 	kids []*lpmNode
+	nhs  []uint32  // next hops, in index order
+	pfx  [8]uint64 // bit i: a prefix with index i is stored here
 }
+
+// lpmShortAnc[b] has the bits of the indexes (2..63) of the prefixes of
+// length 1..5 that contain byte b, all of which live in pfx[0].
+var lpmShortAnc = func() (m [256]uint64) {
+	for b := range m {
+		for r := 1; r <= 5; r++ {
+			m[b] |= 1 << pfxIndex(byte(b), r)
+		}
+	}
+	return m
+}()
 
 // NewRouteTable returns an empty table.
 func NewRouteTable() *RouteTable {
@@ -190,10 +204,16 @@ func (n *lpmNode) match(b byte) (uint32, bool) {
 	if len(n.nhs) == 0 {
 		return 0, false
 	}
-	for idx := 256 + uint(b); idx >= 2; idx >>= 1 {
+	// Lengths 8, 7 and 6 each sit in a word of their own; 1..5 share
+	// pfx[0], where the longest is the highest ancestor bit set.
+	for idx := 256 | uint(b); idx >= 64; idx >>= 1 {
 		if n.pfx[idx>>6]&(1<<(idx&63)) != 0 {
 			return n.nhs[n.pfxRank(idx)], true
 		}
+	}
+	if m := n.pfx[0] & lpmShortAnc[b]; m != 0 {
+		idx := uint(63 - bits.LeadingZeros64(m))
+		return n.nhs[bits.OnesCount64(n.pfx[0]&(1<<idx-1))], true
 	}
 	return 0, false
 }
