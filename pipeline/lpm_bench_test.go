@@ -92,15 +92,3 @@ func BenchmarkRouteTableLookup6(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkRouteTableAdd measures one control-path change on a table that
-// already holds 100k IPv4 routes.
-func BenchmarkRouteTableAdd(b *testing.B) {
-	rt, _ := benchRouteTable(b, 100000, false)
-	p := netip.MustParsePrefix("198.51.100.0/24")
-	b.ReportAllocs()
-	for b.Loop() {
-		rt.Add(p, 1)
-		rt.Del(p)
-	}
-}
