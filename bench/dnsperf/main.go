@@ -182,7 +182,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	// The harness is a client: its prober must not take the server's core.
-	if err := pinProcess(s.ClientCPU, s.Nice); err != nil {
+	if err := e2e.PinProcess(s.ClientCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "dnsperf bench:", err)
 		return 1
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/bench/e2e"
 )
@@ -205,31 +204,4 @@ func inNetns(name string, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
-}
-
-// pinProcess binds every thread of this process to cpu and, unless nice
-// is 0, sets its niceness (per thread on Linux); threads started later
-// inherit both, and so do child processes unless started with taskset.
-func pinProcess(cpu, nice int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("list threads: %w", err)
-	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pin thread %d to cpu %d: %w", tid, cpu, err)
-		}
-		if nice != 0 {
-			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("nice thread %d to %d: %w", tid, nice, err)
-			}
-		}
-	}
-	return nil
 }

@@ -22,9 +22,11 @@ func pinCurrentThread(cpu int) error {
 	return nil
 }
 
-// pinAllThreads binds every existing thread of this process to cpu. Threads
-// the Go runtime starts later are cloned from these and inherit the mask.
-func pinAllThreads(cpu int) error {
+// PinProcess binds every existing thread of this process to cpu and,
+// unless nice is 0, sets its niceness (per thread on Linux). Threads the
+// Go runtime starts later are cloned from these and inherit both, and so
+// do child processes unless started pinned elsewhere.
+func PinProcess(cpu, nice int) error {
 	var set unix.CPUSet
 	set.Set(cpu)
 	ents, err := os.ReadDir("/proc/self/task")
@@ -39,6 +41,11 @@ func pinAllThreads(cpu int) error {
 		// A thread may have exited since the listing: ESRCH is fine.
 		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
 			return fmt.Errorf("pin thread %d to cpu %d: %w", tid, cpu, err)
+		}
+		if nice != 0 {
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("nice thread %d to %d: %w", tid, nice, err)
+			}
 		}
 	}
 	return nil

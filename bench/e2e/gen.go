@@ -49,7 +49,7 @@ func RunGenerator(ctx context.Context, cfg GenConfig) (GenResult, error) {
 		cfg.CallTime = 500 * time.Millisecond
 	}
 	if cfg.CPU >= 0 {
-		if err := pinAllThreads(cfg.CPU); err != nil {
+		if err := PinProcess(cfg.CPU, 0); err != nil {
 			return res, err
 		}
 		if err := pinCurrentThread(cfg.CPU); err != nil {

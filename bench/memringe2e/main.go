@@ -178,7 +178,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	// The whole harness lives on the client core, so its runtime threads
 	// never take time from the switch core.
-	if err := pinProcess(s.ClientCPU, s.Nice); err != nil {
+	if err := e2e.PinProcess(s.ClientCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "memringe2e:", err)
 		return 1
 	}
@@ -195,7 +195,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 		// Again per phase: threads started since may have escaped the
 		// mask (seen: the main thread back on both cores).
-		if err := pinProcess(s.ClientCPU, s.Nice); err != nil {
+		if err := e2e.PinProcess(s.ClientCPU, s.Nice); err != nil {
 			rep.fail("%v", err)
 			break
 		}
@@ -457,33 +457,6 @@ func pct(b []float64) string {
 	return strings.Join(parts, " ")
 }
 
-// pinProcess binds every thread of this process to cpu and sets its
-// niceness (per thread on Linux); threads started later and children
-// inherit both. Children started with taskset or e2e's pinning set their
-// own CPU.
-func pinProcess(cpu, nice int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return fmt.Errorf("list threads: %w", err)
-	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pin thread %d to cpu %d: %w", tid, cpu, err)
-		}
-		if nice != 0 {
-			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("nice thread %d to %d: %w", tid, nice, err)
-			}
-		}
-	}
-	return nil
-}
 
 // waitQuiet samples /proc/stat every second until every core was less
 // than s.QuietBusyPct busy for 3 samples in a row, or s.QuietWaitS passed.
