@@ -457,7 +457,6 @@ func pct(b []float64) string {
 	return strings.Join(parts, " ")
 }
 
-
 // waitQuiet samples /proc/stat every second until every core was less
 // than s.QuietBusyPct busy for 3 samples in a row, or s.QuietWaitS passed.
 // It returns whether the machine was idle and the last sample.
