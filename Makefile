@@ -54,7 +54,7 @@ fuzz:
 test: deps build vet unit fuzz test-priv
 
 test-priv: build
-	VSWITCH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -tags integration -v ./cmd/... 2>&1 | tee /tmp/vswitch-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+	VSWITCH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m -tags integration -v ./cmd/... 2>&1 | tee /tmp/vswitch-integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^ +[a-z_]+_test\.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 bench-micro:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./bench/ ./pipeline/ ./switch/ ./peephole/ ./memring/

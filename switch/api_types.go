@@ -122,6 +122,10 @@ type WorkerStats struct {
 	Drops     uint64            `json:"drops"`
 	DropsBy   map[string]uint64 `json:"drops_by_reason,omitempty"`
 	Polls     uint64            `json:"polls"`
+	// Sleeps counts the worker's waits in poll(2) (adaptive and interrupt
+	// modes) and SleepNs the nanoseconds it spent in them.
+	Sleeps  uint64 `json:"sleeps"`
+	SleepNs uint64 `json:"sleep_ns"`
 	// Batches is the number of non-empty RX polls: RxPackets/Batches is
 	// the mean batch size.
 	Batches uint64 `json:"batches"`

@@ -30,8 +30,11 @@ type portCounters struct {
 type workerCounters struct {
 	rx, tx, forwarded, flooded, replied atomic.Uint64
 	polls, busyNs                       atomic.Uint64
-	batches, kicks, kickErrors, free    atomic.Uint64
-	drops                               [pipeline.NumDropReasons]atomic.Uint64
+	// sleeps and sleepNs count the worker's waits in poll(2) and the
+	// time spent in them.
+	sleeps, sleepNs                  atomic.Uint64
+	batches, kicks, kickErrors, free atomic.Uint64
+	drops                            [pipeline.NumDropReasons]atomic.Uint64
 }
 
 // Worker is one poll-mode loop: a pinned goroutine that owns a UMEM, every
@@ -233,7 +236,10 @@ func (w *Worker) block() {
 	for _, q := range w.memq {
 		fds = append(fds, unix.PollFd{Fd: int32(q.wakeFD), Events: unix.POLLIN})
 	}
+	t0 := time.Now()
 	_, _ = unix.Poll(fds, 200)
+	w.ctr.sleeps.Add(1)
+	w.ctr.sleepNs.Add(uint64(time.Since(t0)))
 	var buf [8]byte
 	if fds[0].Revents&unix.POLLIN != 0 {
 		_, _ = unix.Read(w.wakeFD, buf[:])

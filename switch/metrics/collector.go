@@ -43,6 +43,8 @@ var (
 	workerReplied   = newDesc("worker_replied_total", "Frames the worker answered itself (ARP, ND, DNS).", "worker")
 	workerDrops     = newDesc("worker_drops_total", "Frames the worker dropped, by reason.", "worker", "reason")
 	workerPolls     = newDesc("worker_polls_total", "Poll loop iterations of the worker.", "worker")
+	workerSleeps    = newDesc("worker_sleeps_total", "Waits of the worker in poll(2) when it had no frames (adaptive and interrupt modes).", "worker")
+	workerSleepSec  = newDesc("worker_sleep_seconds_total", "Time the worker spent waiting in poll(2).", "worker")
 	workerBusy      = newDesc("worker_busy_ratio", "Share of the last sampling interval the worker spent on frames (0..1).", "worker")
 
 	peepholeAnswered  = newDesc("peephole_answered_total", "Queries the responder answered itself.", "responder")
@@ -64,7 +66,7 @@ var (
 		portXSKRxDrop, portXSKRxFull, portXSKFillEmpt, portXSKTxInval,
 		portMemBadDesc, portMemCorrupt, portAttached,
 		workerRxPackets, workerTxPackets, workerForwarded, workerFlooded, workerReplied,
-		workerDrops, workerPolls, workerBusy,
+		workerDrops, workerPolls, workerSleeps, workerSleepSec, workerBusy,
 		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned, peepholeGleans,
 		fdbEntries, ports, workers, generation, buildInfo,
 	}
@@ -155,6 +157,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(workerDrops, n, id, reason)
 		}
 		counter(workerPolls, w.Polls, id)
+		counter(workerSleeps, w.Sleeps, id)
+		ch <- prometheus.MustNewConstMetric(workerSleepSec, prometheus.CounterValue, float64(w.SleepNs)/1e9, id)
 		gauge(workerBusy, w.BusyPct/100, id)
 	}
 

@@ -78,16 +78,16 @@ vswitch_worker_polls_total{worker="1"} 40000
 
 func TestCollectorEveryMetricPresent(t *testing.T) {
 	c := metrics.NewCollector(apitest.NewSample())
-	// 2 ports x 8 + eth0's 2 drop reasons; 2 workers x 7 + worker 0's 2
+	// 2 ports x 8 + eth0's 2 drop reasons; 2 workers x 9 + worker 0's 2
 	// drop reasons; 5 switch-wide; 3 responders x 2 + 4 pass reasons + 2
 	// gleaning responders + 3 peephole-wide.
-	if n, want := testutil.CollectAndCount(c), 2*8+2+2*7+2+5+3*2+4+2+3; n != want {
+	if n, want := testutil.CollectAndCount(c), 2*8+2+2*9+2+5+3*2+4+2+3; n != want {
 		t.Errorf("collected %d series, want %d", n, want)
 	}
 	for _, name := range []string{
 		"vswitch_port_tx_bytes_total", "vswitch_port_xsk_rx_dropped_total", "vswitch_port_xsk_rx_ring_full_total",
 		"vswitch_port_xsk_fill_ring_empty_total", "vswitch_worker_rx_packets_total", "vswitch_worker_tx_packets_total",
-		"vswitch_worker_replied_total", "vswitch_ports", "vswitch_workers", "vswitch_config_generation", "vswitch_build_info",
+		"vswitch_worker_replied_total", "vswitch_worker_sleeps_total", "vswitch_worker_sleep_seconds_total", "vswitch_ports", "vswitch_workers", "vswitch_config_generation", "vswitch_build_info",
 	} {
 		if testutil.CollectAndCount(c, name) == 0 {
 			t.Errorf("%s not collected", name)
