@@ -26,6 +26,11 @@ const (
 	DropUnknownPort               // input or output port index not in the registry
 	DropBadIPv6Header             // IPv6 version field is not 6
 	DropSpoofed                   // a spoof-guarded port claimed an address not bound to it
+	DropACLDenied                 // the gateway's ACL denied the flow
+	DropNoRoute                   // no route to the destination
+	DropTTLExceeded               // TTL or hop limit ran out (an ICMP time exceeded went back)
+	DropNoNeighbor                // the next hop did not answer ARP/ND in time, or the park queue was full
+	DropLocal                     // addressed to the switch itself and consumed (ARP/ND replies to its requests)
 	NumDropReasons
 )
 
@@ -33,7 +38,7 @@ var dropNames = [NumDropReasons]string{
 	"none", "truncated", "bad_vlan", "bad_arp", "bad_ipv4_header", "bad_ipv4_len",
 	"bad_ipv6_len", "bad_ipv6_ext", "bad_l4", "bad_src_mac", "vlan_not_allowed",
 	"hairpin", "no_verdict", "port_down", "tx_full", "no_frame", "too_big", "unknown_port",
-	"bad_ipv6_header", "spoofed",
+	"bad_ipv6_header", "spoofed", "acl_denied", "no_route", "ttl_exceeded", "no_neighbor", "local",
 }
 
 func (r DropReason) String() string {
