@@ -200,6 +200,23 @@ func (t *BindingTable) Lookup(vlan uint16, ip netip.Addr) (Binding, bool) {
 	return b, ok
 }
 
+// Resolve returns the MAC ip resolves to in vlan: a static or gateway
+// binding first, else a gleaned one. It does not allocate.
+func (t *BindingTable) Resolve(vlan uint16, ip netip.Addr) (pipeline.MAC, bool) {
+	ip = ip.Unmap()
+	if b, ok := t.snap.Load().bindings[keyOf(vlan, ip)]; ok {
+		return b.MAC, true
+	}
+	g := t.glean.Load()
+	if g == nil {
+		return pipeline.MAC{}, false
+	}
+	if ip.Is4() {
+		return g.lookup4(vlan, ip.As4())
+	}
+	return g.lookup6(vlan, ip.As16())
+}
+
 // List returns a copy of every binding, ordered by VLAN, then address.
 // Control path only: it allocates.
 func (t *BindingTable) List() []Binding {

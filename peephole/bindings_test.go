@@ -162,3 +162,47 @@ func TestBindingTableConcurrent(t *testing.T) {
 	stop.Store(true)
 	writer.Wait()
 }
+
+func TestResolveStaticThenGleanedAndChanges(t *testing.T) {
+	var clock atomic.Uint32
+	clock.Store(10)
+	bt := NewBindingTable()
+	g := NewGleanTable(64, &clock)
+	bt.SetGlean(g)
+	ip := netip.MustParseAddr("10.1.0.7")
+	if _, ok := bt.Resolve(3, ip); ok {
+		t.Fatal("resolved an unknown address")
+	}
+	m1 := pipeline.MAC{2, 0, 0, 0, 0, 7}
+	m2 := pipeline.MAC{2, 0, 0, 0, 0, 8}
+	var c nbrBatch
+	c.load(bt)
+	if !c.glean4(3, ip.As4(), m1, m1) {
+		t.Fatal("glean refused")
+	}
+	c.done()
+	if mac, ok := bt.Resolve(3, ip); !ok || mac != m1 {
+		t.Fatalf("Resolve = %s %v, want gleaned %s", mac, ok, m1)
+	}
+	if _, ok := bt.Resolve(4, ip); ok {
+		t.Fatal("resolved in another VLAN")
+	}
+	if g.Changes() != 0 {
+		t.Fatalf("learning a new address counted %d changes, want 0", g.Changes())
+	}
+	c.load(bt)
+	c.glean4(3, ip.As4(), m2, m2)
+	c.done()
+	if g.Changes() != 1 {
+		t.Fatalf("a new MAC for a known address counted %d changes, want 1", g.Changes())
+	}
+	if err := bt.Add(Binding{VLAN: 3, IP: ip, MAC: m1, Kind: KindStatic}); err != nil {
+		t.Fatal(err)
+	}
+	if mac, _ := bt.Resolve(3, ip); mac != m1 {
+		t.Fatalf("Resolve = %s, want the static %s over the gleaned one", mac, m1)
+	}
+	if g.Flush() != 1 || g.Changes() != 2 {
+		t.Fatalf("flush: changes = %d, want 2", g.Changes())
+	}
+}

@@ -40,6 +40,7 @@ type GleanTable struct {
 	// off the cache line the lookups read.
 	_                                  [64]byte
 	learned, refreshed, replaced, busy atomic.Uint64
+	changes                            atomic.Uint64
 }
 
 // gleanWays is the number of slots in a bucket: four 32-byte slots, 128
@@ -214,6 +215,7 @@ func (t *GleanTable) learn(vlan uint16, addr [16]byte, mac pipeline.MAC, now uin
 			s.macv.Store(want)
 			s.seen.Store(now)
 			s.unlock(seq)
+			t.changes.Add(1)
 			c.learned++
 			return true
 		}
@@ -237,6 +239,7 @@ func (t *GleanTable) learn(vlan uint16, addr [16]byte, mac pipeline.MAC, now uin
 	s.unlock(victimSeq)
 	c.learned++
 	if victimLive {
+		t.changes.Add(1)
 		c.replaced++
 	}
 	return true
@@ -291,8 +294,15 @@ func (t *GleanTable) clearIf(drop func(hi, lo, macv uint64, seen uint32) bool) i
 		s.unlock(seq)
 		n++
 	}
+	t.changes.Add(uint64(n))
 	return n
 }
+
+// Changes counts the events that changed or removed a binding (a new MAC
+// for an address, an eviction, an expiry, a deletion); learning a new
+// address does not count. It only grows. The gateway's flow cache, whose
+// results hold neighbor MACs, watches it.
+func (t *GleanTable) Changes() uint64 { return t.changes.Load() }
 
 // Expire removes the bindings last seen before clock value olderThan and
 // says how many. Control path; safe concurrently with the datapath.

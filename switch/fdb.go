@@ -26,10 +26,11 @@ import (
 type FDB struct {
 	buckets []fdbBucket
 	mask    uint64
-	// Moves counts MAC moves between ports; a flow cache keyed on FDB results
-	// would watch it.
-	moves atomic.Uint64
-	full  atomic.Uint64
+	// moves counts MAC moves between ports and removed the entries
+	// removed; the gateway's flow cache watches their sum (Changes).
+	moves   atomic.Uint64
+	removed atomic.Uint64
+	full    atomic.Uint64
 }
 
 const fdbWays = 8
@@ -318,5 +319,10 @@ func (f *FDB) remove(match func(v uint64) bool) int {
 			}
 		}
 	}
+	f.removed.Add(uint64(n))
 	return n
 }
+
+// Changes counts the events that can change where a known MAC is: moves
+// between ports and removals. It only grows.
+func (f *FDB) Changes() uint64 { return f.moves.Load() + f.removed.Load() }
