@@ -36,6 +36,7 @@ type Control interface {
 	FlushFDB() int
 	Stats() Stats
 	PeepholeControl
+	GatewayControl
 }
 
 // Status is the daemon-wide summary shown by `vswitchctl status`.

@@ -44,6 +44,8 @@ type Config struct {
 	MemringSocketMode uint32 `yaml:"memring_socket_mode" json:"memring_socket_mode"`
 	// Peephole configures the ARP, ND and DNS responders.
 	Peephole PeepholeSpec `yaml:"peephole" json:"peephole"`
+	// Router makes the switch the gateway of its segments.
+	Router RouterSpec `yaml:"router" json:"router"`
 }
 
 // WorkerSpec configures the poll-mode workers.
@@ -195,6 +197,7 @@ func (c *Config) SetDefaults() {
 		c.Ports[i].SetDefaults()
 	}
 	c.Peephole.SetDefaults()
+	c.Router.SetDefaults()
 }
 
 // Validate checks every field and returns a *FieldError naming the first bad one.
@@ -252,7 +255,25 @@ func (c *Config) Validate() error {
 		names[p.Name] = true
 		ifaces[p.Interface] = true
 	}
-	return c.Peephole.Validate("peephole")
+	if err := c.Peephole.Validate("peephole"); err != nil {
+		return err
+	}
+	if err := c.Router.Validate("router"); err != nil {
+		return err
+	}
+	if c.Router.Enabled() {
+		// Next hops are resolved from the bindings the ARP and ND
+		// responders glean from the answers to the router's requests.
+		if c.Peephole.Glean.Disabled {
+			return fieldErr("peephole.glean.disabled", "the router resolves next hops by gleaning; it cannot be off")
+		}
+		for _, r := range []string{ResponderARP, ResponderND} {
+			if !c.Peephole.has(r) {
+				return fieldErr("peephole.responders", "the router needs the %s responder (it answers for the gateway addresses and gleans next hops)", r)
+			}
+		}
+	}
+	return nil
 }
 
 // SetDefaults fills the port's empty fields.

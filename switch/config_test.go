@@ -23,6 +23,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			Workers:  WorkerSpec{Count: 1, PollMode: PollAdaptive, IdleSpins: DefaultIdleSpins},
 			FDB:      FDBSpec{Size: DefaultFDBSize, Aging: DefaultFDBAging},
 			Peephole: defaultPeephole(),
+			Router:   defaultRouter(),
 		}
 		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("ParseConfig(%q) =\n%+v\nwant\n%+v", in, c, want)
@@ -76,6 +77,7 @@ ports:
 				VLAN: &VLANSpec{Mode: "access", Tag: 10}},
 		},
 		Peephole: defaultPeephole(),
+		Router:   defaultRouter(),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("ParseConfig =\n%+v\nwant\n%+v", c, want)
@@ -339,6 +341,12 @@ func defaultPeephole() PeepholeSpec {
 	}
 }
 
+func defaultRouter() RouterSpec {
+	var r RouterSpec
+	r.SetDefaults()
+	return r
+}
+
 // normalizeConfig returns a copy of c with empty slices made nil: YAML
 // writes a nil slice as [] and reads that back as an empty one.
 func normalizeConfig(c *Config) *Config {
@@ -362,6 +370,21 @@ func normalizeConfig(c *Config) *Config {
 			}
 		}
 	}
+	rt := &n.Router
+	if len(rt.Interfaces) == 0 {
+		rt.Interfaces = nil
+	}
+	if len(rt.Routes) == 0 {
+		rt.Routes = nil
+	}
+	if len(rt.ACL.Rules) == 0 {
+		rt.ACL.Rules = nil
+	}
+	for i := range rt.Interfaces {
+		if len(rt.Interfaces[i].Addresses) == 0 {
+			rt.Interfaces[i].Addresses = nil
+		}
+	}
 	ph := &n.Peephole
 	if len(ph.Bindings) == 0 {
 		ph.Bindings = nil
@@ -380,6 +403,13 @@ func cloneConfig(c *Config) *Config {
 	n := *c
 	n.Workers.CPUs = slices.Clone(c.Workers.CPUs)
 	n.Ports = slices.Clone(c.Ports)
+	n.Router.Interfaces = slices.Clone(c.Router.Interfaces)
+	for i := range n.Router.Interfaces {
+		n.Router.Interfaces[i].Addresses = slices.Clone(c.Router.Interfaces[i].Addresses)
+	}
+	n.Router.Routes = slices.Clone(c.Router.Routes)
+	n.Router.ACL.Rules = slices.Clone(c.Router.ACL.Rules)
+	n.Router.Stages = slices.Clone(c.Router.Stages)
 	for i := range n.Ports {
 		if m := n.Ports[i].Memring; m != nil {
 			mc := *m

@@ -49,8 +49,9 @@ func (sw *Switch) initPeephole(spec PeepholeSpec) error {
 }
 
 // pipelineFor builds worker i's pipeline: parse, VLAN ingress, then the
-// peephole guard and responders, then L2.
-func (sw *Switch) pipelineFor() *pipeline.Pipeline {
+// peephole guard and responders, then the gateway (when a router is
+// configured), then L2.
+func (sw *Switch) pipelineFor(worker int) *pipeline.Pipeline {
 	spec := &sw.cfg.Peephole
 	var ws workerPeephole
 	stages := []pipeline.Stage{pipeline.ParseStage{}, NewIngressStage(&sw.ports)}
@@ -69,6 +70,9 @@ func (sw *Switch) pipelineFor() *pipeline.Pipeline {
 		stages = append(stages, ws.dns)
 	}
 	sw.ph.stages = append(sw.ph.stages, ws)
+	if g := sw.gatewayFor(worker); g != nil {
+		stages = append(stages, g)
+	}
 	return pipeline.NewPipeline(append(stages, NewL2Stage(sw.fdb, &sw.clock))...)
 }
 
@@ -169,6 +173,7 @@ func (sw *Switch) AddBinding(b BindingSpec) (BindingInfo, error) {
 		return BindingInfo{}, fmt.Errorf("add binding %s vlan %d: %w", b.IP, b.VLAN, err)
 	}
 	sw.ph.spec.Bindings = append(sw.ph.spec.Bindings, b)
+	sw.bumpGatewayGen()
 	sw.refreshGuardLocked(nil)
 	sw.log.Info("binding added", zap.String("ip", b.IP), zap.String("mac", b.MAC), zap.Uint16("vlan", b.VLAN),
 		zap.String("kind", b.Kind), zap.String("port", b.Port))
@@ -200,6 +205,7 @@ func (sw *Switch) DelBinding(vlan uint16, ip string) error {
 		return fmt.Errorf("delete binding %s vlan %d: %w", addr, vlan, err)
 	}
 	sw.ph.spec.Bindings = slices.Delete(sw.ph.spec.Bindings, i, i+1)
+	sw.bumpGatewayGen()
 	sw.refreshGuardLocked(nil)
 	sw.log.Info("binding deleted", zap.String("ip", addr.String()), zap.Uint16("vlan", vlan))
 	sw.saveOrLog()

@@ -32,7 +32,7 @@ func ctlSwitch(t *testing.T, yaml string, ports ...testPort) (*Switch, *pipeline
 	if err := sw.initPeephole(cfg.Peephole); err != nil {
 		t.Fatal(err)
 	}
-	return sw, sw.pipelineFor()
+	return sw, sw.pipelineFor(0)
 }
 
 // arpFor is an ARP request from macA (10.0.0.1) for target.

@@ -16,6 +16,15 @@ type state struct {
 	// Peephole is nil in a state file written before the responders had
 	// runtime tables; the config file's tables apply then.
 	Peephole *statePeephole `json:"peephole,omitempty"`
+	// Router holds the runtime routes and ACL; nil when the state file
+	// predates them or there is no router.
+	Router *stateRouter `json:"router,omitempty"`
+}
+
+// stateRouter is the runtime part of the router config.
+type stateRouter struct {
+	Routes []RouteSpec `json:"routes"`
+	ACL    ACLSpec     `json:"acl"`
 }
 
 // statePeephole is the runtime part of the peephole config.
@@ -57,6 +66,12 @@ func (sw *Switch) saveLocked() error {
 		return nil
 	}
 	st := state{Ports: []PortSpec{}, Peephole: &statePeephole{Bindings: sw.ph.spec.Bindings, DNS: sw.DNS()}}
+	if sw.rt != nil {
+		st.Router = &stateRouter{Routes: sw.rt.spec.Routes, ACL: sw.rt.spec.ACL}
+		if st.Router.Routes == nil {
+			st.Router.Routes = []RouteSpec{}
+		}
+	}
 	if st.Peephole.Bindings == nil {
 		st.Peephole.Bindings = []BindingSpec{}
 	}

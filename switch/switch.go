@@ -40,6 +40,8 @@ type Switch struct {
 
 	// ph holds the peephole responders' tables and stages.
 	ph peepholeState
+	// rt is the gateway (routing, ACL, flow caches); nil without a router.
+	rt *routerState
 	// initial is the state file read at start (nil when there was none).
 	initial *state
 
@@ -76,6 +78,15 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 	if err := sw.initPeephole(phSpec); err != nil {
 		return nil, fmt.Errorf("new switch: %w", err)
 	}
+	rtSpec := cfg.Router
+	if st != nil && st.Router != nil && rtSpec.Enabled() {
+		rtSpec.Routes, rtSpec.ACL = st.Router.Routes, st.Router.ACL
+		log.Info("router routes and ACL from state file", zap.String("path", cfg.StateFile),
+			zap.Int("routes", len(rtSpec.Routes)), zap.Int("acl_rules", len(rtSpec.ACL.Rules)))
+	}
+	if err := sw.initRouter(rtSpec); err != nil {
+		return nil, fmt.Errorf("new switch: %w", err)
+	}
 	for i := range sw.txOwn {
 		sw.txOwn[i].Store(-1)
 	}
@@ -90,11 +101,14 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		if len(cfg.Workers.CPUs) > 0 {
 			cpu = cfg.Workers.CPUs[i]
 		}
-		w, err := newWorker(sw, i, cpu, umem, sw.pipelineFor())
+		w, err := newWorker(sw, i, cpu, umem, sw.pipelineFor(i))
 		if err != nil {
 			umem.Close()
 			sw.Stop()
 			return nil, fmt.Errorf("new switch: worker %d: %w", i, err)
+		}
+		if sw.rt != nil {
+			w.gw = sw.rt.workers[i]
 		}
 		sw.workers = append(sw.workers, w)
 	}
@@ -141,6 +155,7 @@ func (sw *Switch) housekeeping() {
 				sw.fdb.Expire(c - aging)
 			}
 			sw.expireGleaned(sw.clock.Load())
+			sw.expireConns()
 			sw.reapCorrupt()
 			sw.rates.sample(sw)
 		}

@@ -33,6 +33,7 @@ type workerCounters struct {
 	// sleeps and sleepNs count the worker's waits in poll(2) and the
 	// time spent in them.
 	sleeps, sleepNs                  atomic.Uint64
+	pending                          atomic.Uint64
 	batches, kicks, kickErrors, free atomic.Uint64
 	drops                            [pipeline.NumDropReasons]atomic.Uint64
 }
@@ -78,6 +79,10 @@ type Worker struct {
 	umemLost uint64
 	// loopsCounted is how many loops are already in ctr.polls.
 	loopsCounted uint64
+	// gw is the worker's gateway stage state (nil without a router);
+	// relBatch carries parked packets released after ARP/ND answered.
+	gw       *workerGateway
+	relBatch pipeline.Batch
 	// closedKicks/closedKickErrors carry the TX kick counts of sockets
 	// that were closed.
 	closedKicks, closedKickErrors uint64
@@ -140,6 +145,9 @@ func (w *Worker) run() {
 		for _, h := range w.inbound {
 			got += w.drainHandoff(h)
 		}
+		if w.gw != nil && w.gw.park.Len() > 0 {
+			w.serviceGateway()
+		}
 		loops++
 		if got > 0 {
 			idle = 0
@@ -193,6 +201,7 @@ func (w *Worker) housekeeping(now time.Time) {
 	w.ctr.kickErrors.Store(kerr)
 	w.ctr.free.Store(uint64(w.umem.Free()))
 	w.sw.tick(now)
+	w.sweepFlows()
 }
 
 // block waits in poll(2) for any RX queue, a handoff or a control request.
@@ -317,6 +326,10 @@ func (w *Worker) transmit(b *pipeline.Batch) {
 		case pipeline.VerdictFlood:
 			flood++
 			w.flood(tbl, p)
+		case pipeline.VerdictPending:
+			// The gateway parked the frame until its next hop answers;
+			// it owns the frame now.
+			w.ctr.pending.Add(1)
 		default:
 			r := p.Reason
 			if p.Verdict != pipeline.VerdictDrop {
