@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -80,6 +81,59 @@ func TestRoutedGenProgramRestoresHeaderAndPorts(t *testing.T) {
 					t.Fatalf("run %d: frame\n%x\nwant\n%x", i, out[:HeaderLen], want[:HeaderLen])
 				}
 				copy(in, out)
+			}
+		})
+	}
+}
+
+func TestRoutedSinkProgramCountsOnlyRoutedFrames(t *testing.T) {
+	requirePriv(t)
+	// The second MAC's first word has its top bit set in either byte order.
+	for _, mac := range []net.HardwareAddr{{0x02, 0x76, 0x73, 0x72, 0x00, 0x02}, {0x82, 0x00, 0x00, 0x80, 0xfe, 0xff}} {
+		t.Run(mac.String(), func(t *testing.T) {
+			pinTestToCPU0(t)
+			s, err := NewRoutedSinkProgram(mac, 63)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			routed := testSpec(64, 1, true)
+			routed.DstMAC, routed.TTL = mac, 63
+			unrouted := testSpec(64, 1, true)
+			unrouted.DstMAC, unrouted.TTL = mac, 64
+			wrongMAC := testSpec(64, 1, true)
+			wrongMAC.TTL = 63
+			for _, tc := range []struct {
+				name          string
+				spec          FrameSpec
+				icmp          bool
+				verdict       uint32
+				routed, other uint64
+			}{
+				{"routed", routed, false, xdpDrop, 1, 0},
+				{"ttl-unchanged", unrouted, false, xdpDrop, 1, 1},
+				{"other-mac", wrongMAC, false, xdpDrop, 1, 2},
+				{"icmp", routed, true, xdpPass, 1, 2},
+			} {
+				f, err := BuildUDPFrame(tc.spec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.icmp {
+					f[ethHdrLen+9] = 1
+				}
+				ret, err := s.Prog.Run(&ebpf.RunOptions{Data: f})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r, err1 := s.Routed.Read()
+				o, err2 := s.Other.Read()
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if ret != tc.verdict || r != tc.routed || o != tc.other {
+					t.Fatalf("%s: verdict %d routed %d other %d, want %d %d %d", tc.name, ret, r, o, tc.verdict, tc.routed, tc.other)
+				}
 			}
 		})
 	}

@@ -221,8 +221,9 @@ func (r *Report) Markdown() string {
 			"the recycled live-frame pages in place (the anchors' `gen -R`); UDP 10.78.1.1 -> 10.78.2.2, dst MAC = gateway, "+
 			"valid checksums; N flows = source ports %d.. (N <= %d) or %d source ports x N/%d destination ports from %d "+
 			"(outside the denied 10000..10999)", gen, genSrcPort, maxSrcPorts, maxSrcPorts, maxSrcPorts, genDstPort),
-		"sink: XDP program on S1 counting and dropping IPv4/UDP (ICMP passes, for the ping check); " +
-			"rx Mpps = sink count / generator sending time",
+		"sink: XDP program on S1 dropping IPv4/UDP (ICMP passes, for the ping check) and counting only routed frames " +
+			"(dst MAC = S1's, TTL 63 from the generator's 64) as received; other UDP frames (flooded or bridged unchanged) " +
+			"are counted apart as unrouted and reported as a warning; rx Mpps = routed count / generator sending time",
 		fmt.Sprintf("Linux cases: forwarding runs inline in softirq on the generator core (cpu %d) inside BPF_PROG_RUN, "+
 			"as in the anchors; GRO on P0 (veth NAPI for XDP frames); nft1000: table %s, forward chain of %d "+
 			"`udp dport P drop` rules then accept, no sets, no conntrack; the table is deleted and ip_forward restored after the case",
@@ -266,12 +267,12 @@ func (r *Report) Markdown() string {
 // and flow count that has no repetitions (failed before measuring).
 func (r *Report) TSV() string {
 	var b strings.Builder
-	b.WriteString("date\tcase\tframe_b\tflows\trep\tsent\treceived\telapsed_s\trx_mpps\tgen_tx_mpps\tcpu_gen_pct\tcpu_sw_pct\terror\n")
+	b.WriteString("date\tcase\tframe_b\tflows\trep\tsent\treceived\telapsed_s\trx_mpps\tgen_tx_mpps\tunrouted\tcpu_gen_pct\tcpu_sw_pct\terror\n")
 	s := r.Settings
 	for _, c := range r.Cases {
 		errText := strings.NewReplacer("\t", " ", "\n", " ").Replace(c.Error)
 		if len(c.Reps) == 0 {
-			fmt.Fprintf(&b, "%s\t%s\t%d\t%d\t0\t\t\t\t\t\t\t\t%s\n", r.Date, c.Case, c.Size, c.Flows, errText)
+			fmt.Fprintf(&b, "%s\t%s\t%d\t%d\t0\t\t\t\t\t\t\t\t\t%s\n", r.Date, c.Case, c.Size, c.Flows, errText)
 			continue
 		}
 		for i, m := range c.Reps {
@@ -285,8 +286,12 @@ func (r *Report) TSV() string {
 			if i == len(c.Reps)-1 {
 				e = errText
 			}
-			fmt.Fprintf(&b, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.4f\t%.4f\t%s\t%s\t%s\n", r.Date, c.Case, c.Size, c.Flows, i+1,
-				m.Sent, m.Received, m.Elapsed, m.RxMpps, m.TxMpps, cpu(s.GenCPU), cpu(s.SwCPU), e)
+			var un uint64
+			if i < len(c.Unrouted) {
+				un = c.Unrouted[i]
+			}
+			fmt.Fprintf(&b, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.3f\t%.4f\t%.4f\t%d\t%s\t%s\t%s\n", r.Date, c.Case, c.Size, c.Flows, i+1,
+				m.Sent, m.Received, m.Elapsed, m.RxMpps, m.TxMpps, un, cpu(s.GenCPU), cpu(s.SwCPU), e)
 		}
 	}
 	return b.String()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,11 +44,14 @@ type Rep = e2e.Rep
 
 // CaseResult is every repetition of one case at one flow count.
 type CaseResult struct {
-	Case        string   `json:"case"`
-	Note        string   `json:"note"`
-	Size        int      `json:"size"`
-	Flows       int      `json:"flows"`
-	Reps        []Rep    `json:"reps"`
+	Case  string `json:"case"`
+	Note  string `json:"note"`
+	Size  int    `json:"size"`
+	Flows int    `json:"flows"`
+	Reps  []Rep  `json:"reps"`
+	// Unrouted is, per repetition, UDP frames that reached the sink
+	// without being routed (wrong MAC or TTL); not counted in Reps.
+	Unrouted    []uint64 `json:"unrouted"`
 	Error       string   `json:"error,omitempty"`
 	Warnings    []string `json:"warnings,omitempty"`
 	Diagnostics string   `json:"diagnostics,omitempty"`
@@ -120,7 +124,7 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 				r.Error = err.Error()
 				break
 			}
-			m, err := measureRep(ctx, s, t, r.Flows)
+			m, unrouted, err := measureRep(ctx, s, t, r.Flows)
 			if ctx.Err() != nil {
 				r.Error = "interrupted"
 				return rs, d.Config(), ctx.Err()
@@ -131,10 +135,14 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 				break
 			}
 			r.Reps = append(r.Reps, m)
-			fmt.Fprintf(log, "  %s %d flows rep %d: rx %.3f Mpps, gen tx %.3f Mpps, cpu %s\n",
-				name, r.Flows, rep, m.RxMpps, m.TxMpps, pct(m.CPUBusy))
+			r.Unrouted = append(r.Unrouted, unrouted)
+			fmt.Fprintf(log, "  %s %d flows rep %d: rx %.3f Mpps, gen tx %.3f Mpps, unrouted %d, cpu %s\n",
+				name, r.Flows, rep, m.RxMpps, m.TxMpps, unrouted, pct(m.CPUBusy))
+			if unrouted > 0 && !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.HasPrefix(w, "unrouted") }) {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("unrouted UDP frames reached the sink (wrong MAC or TTL; not counted): %d in rep %d", unrouted, rep))
+			}
 			if m.Received == 0 {
-				r.Error = fmt.Sprintf("sink received 0 of %d packets", m.Sent)
+				r.Error = fmt.Sprintf("sink received 0 routed of %d packets (%d unrouted)", m.Sent, unrouted)
 				break
 			}
 		}
@@ -175,7 +183,7 @@ func genConfig(s *Settings, n Names, flows int) (e2e.RoutedGenConfig, error) {
 			Ifname: n.G0,
 			Frame: e2e.FrameSpec{
 				Size: s.Size, Flows: src, SrcMAC: GenMAC, DstMAC: RouterMAC, SrcIP: GenIP, DstIP: SinkIP,
-				SrcPort: genSrcPort, DstPort: genDstPort, Checksum: true,
+				SrcPort: genSrcPort, DstPort: genDstPort, TTL: genTTL, Checksum: true,
 			},
 			Duration: s.dur,
 			CPU:      s.GenCPU,
@@ -185,32 +193,41 @@ func genConfig(s *Settings, n Names, flows int) (e2e.RoutedGenConfig, error) {
 	}, nil
 }
 
-// measureRep runs the generator child once and counts what reached the sink.
-func measureRep(ctx context.Context, s *Settings, t *Topology, flows int) (Rep, error) {
+// measureRep runs the generator child once and counts what reached the
+// sink: routed frames (the Rep) and other UDP frames.
+func measureRep(ctx context.Context, s *Settings, t *Topology, flows int) (Rep, uint64, error) {
 	cfg, err := genConfig(s, t.Names, flows)
 	if err != nil {
-		return Rep{}, err
+		return Rep{}, 0, err
 	}
 	rx0, err := t.SinkCount()
 	if err != nil {
-		return Rep{}, err
+		return Rep{}, 0, err
+	}
+	un0, err := t.UnroutedCount()
+	if err != nil {
+		return Rep{}, 0, err
 	}
 	g, err := runGenChild(ctx, s, t, cfg)
 	if err != nil {
-		return Rep{}, err
+		return Rep{}, 0, err
 	}
 	rx1, err := t.WaitSinkQuiet(ctx, time.Second)
 	if err != nil {
-		return Rep{}, err
+		return Rep{}, 0, err
+	}
+	un1, err := t.UnroutedCount()
+	if err != nil {
+		return Rep{}, 0, err
 	}
 	m := Rep{Sent: g.Sent, Received: rx1 - rx0, Elapsed: g.Elapsed, TxMpps: g.Mpps, CPUBusy: g.CPUBusy}
 	if g.Elapsed > 0 {
 		m.RxMpps = float64(m.Received) / g.Elapsed / 1e6
 	}
 	if g.Sent == 0 {
-		return m, fmt.Errorf("generator sent 0 packets")
+		return m, un1 - un0, fmt.Errorf("generator sent 0 packets")
 	}
-	return m, nil
+	return m, un1 - un0, nil
 }
 
 // runGenChild runs "ip netns exec GEN <this binary> gen <flags>" (the

@@ -42,6 +42,9 @@ var (
 
 const prefixLen = 24
 
+// genTTL is the generator's IPv4 TTL; a routed frame arrives with genTTL-1.
+const genTTL = 64
+
 // Names are the object names of one run, derived from the PID so that
 // parallel runs do not collide and a killed run's leftovers name their
 // owner (cleanup subcommand).
@@ -67,12 +70,12 @@ func NewNames(pid int) Names {
 //
 // The DUT lives in its own namespace (not the root namespace) so that
 // ip_forward, the nft table and the neighbour entries of the Linux cases
-// touch nothing on the host. The sink (XDP, counts and drops UDP) is on
-// S1; an XDP_PASS program on G0 gives it veth NAPI, as in bench/e2e.
+// touch nothing on the host. The sink (XDP, counts and drops UDP, routed
+// frames apart from others) is on S1; an XDP_PASS program on G0 gives it veth NAPI, as in bench/e2e.
 type Topology struct {
 	Names
 	genNS, rtrNS, snkNS netns.NsHandle
-	sink                *e2e.SinkProgram
+	sink                *e2e.RoutedSinkProgram
 	pass                *ebpf.Program
 	links               []link.Link
 	madeNS              []string
@@ -148,7 +151,7 @@ func SetupTopology(ctx context.Context, n Names, log io.Writer) (t *Topology, er
 			return t, err
 		}
 	}
-	if t.sink, err = e2e.NewSinkProgram(); err != nil {
+	if t.sink, err = e2e.NewRoutedSinkProgram(SinkMAC, genTTL-1); err != nil {
 		return t, err
 	}
 	l, err := e2e.AttachXDPIn(t.snkNS, n.S1, t.sink.Prog)
@@ -183,8 +186,13 @@ func runCmd(ctx context.Context, name string, args ...string) error {
 	return nil
 }
 
-// SinkCount reads the number of UDP frames the sink has dropped so far.
-func (t *Topology) SinkCount() (uint64, error) { return t.sink.Recv.Read() }
+// SinkCount reads the number of routed UDP frames (to the sink's MAC, TTL
+// decremented once) the sink has dropped so far.
+func (t *Topology) SinkCount() (uint64, error) { return t.sink.Routed.Read() }
+
+// UnroutedCount reads the number of other UDP frames the sink has dropped
+// (not counted as received: a DUT that floods is no router).
+func (t *Topology) UnroutedCount() (uint64, error) { return t.sink.Other.Read() }
 
 // WaitSinkQuiet waits until the sink count stops changing (frames still in
 // veth rings or the DUT when the generator ends), at most max.
