@@ -77,6 +77,16 @@ bench-e2e: deps bench-deps build
 bench-dns: deps build
 	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
 
+# bench-routed: root; vswitchd's L3 gateway (routing, 1000-rule ACL) vs the
+# Linux kernel as a router (plain, 1000-rule nft chain), 1/1k/100k flows,
+# 3 x 10 s per case; results in bench/results/routed-DATE.{tsv,md}. Installs
+# nftables if it is missing (the nft1000 reference case needs nft).
+# ROUTED_FLAGS passes flags, e.g. make bench-routed ROUTED_FLAGS=-quick.
+.PHONY: bench-routed
+bench-routed: deps build
+	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables >/dev/null; }
+	$(GO) run ./bench/routed -bin $(CURDIR)/$(BIN) -out bench/results $(ROUTED_FLAGS)
+
 # bench-memring: root; memring pair-bench (process to process) vs two
 # testpmd over net_memif, 3 x 10 s each; results in bench/results/memring-DATE.*
 bench-memring: bench-deps build
@@ -93,6 +103,7 @@ bench: deps bench-deps build
 	$(GO) run ./bench/dnsperf -bin $(CURDIR)/$(BIN) -out bench/results
 	$(GO) run ./bench/memring -memring $(CURDIR)/$(BIN)/memring -out bench/results
 	$(GO) run ./bench/memringe2e -bin $(CURDIR)/$(BIN) -out bench/results
+	$(GO) run ./bench/routed -bin $(CURDIR)/$(BIN) -out bench/results
 
 bench-ci: build
 	$(GO) run ./bench/vsbench ci -bin $(CURDIR)/$(BIN) -out bench/results
