@@ -309,7 +309,11 @@ func (s *ACLSet) Classify(k *FlowKey) (rule int, allow bool) {
 // match it in that dimension. A key's bitmaps, one per dimension, are
 // ANDed a word at a time; the lowest bit set is the first rule that
 // matches in every dimension. Equal bitmaps are stored once, in one flat
-// slice; an interval holds the offset of its bitmap there.
+// slice; an interval holds the offset of its bitmap there. A bitmap is
+// stored as two words, the range [lo, hi) of its nonzero words, and then
+// its nwords words: the AND only visits the words where all five bitmaps
+// have bits, so a key that a port or protocol rules out of most rules
+// costs little however many rules there are.
 type aclClassifier struct {
 	nwords       int
 	bm           []uint64
@@ -373,12 +377,18 @@ func (c *aclClassifier) classify(k *FlowKey) int {
 		spo, dpo = c.sport.lookup(k.SrcPort), c.dport.lookup(k.DstPort)
 	}
 	po := c.proto[k.Proto]
-	sb, db := c.bm[so:so+uint32(n)], c.bm[do:do+uint32(n)]
-	pb := c.bm[po : po+uint32(n)]
-	spb, dpb := c.bm[spo:spo+uint32(n)], c.bm[dpo:dpo+uint32(n)]
+	bm := c.bm
+	lo := max(bm[so], bm[do], bm[po], bm[spo], bm[dpo])
+	hi := min(bm[so+1], bm[do+1], bm[po+1], bm[spo+1], bm[dpo+1])
+	if lo >= hi {
+		return -1
+	}
+	sb, db := bm[so+2+uint32(lo):so+2+uint32(hi)], bm[do+2+uint32(lo):do+2+uint32(hi)]
+	pb := bm[po+2+uint32(lo) : po+2+uint32(hi)]
+	spb, dpb := bm[spo+2+uint32(lo):spo+2+uint32(hi)], bm[dpo+2+uint32(lo):dpo+2+uint32(hi)]
 	for w := range sb {
 		if x := sb[w] & db[w] & pb[w] & spb[w] & dpb[w]; x != 0 {
-			return w<<6 | bits.TrailingZeros64(x)
+			return (int(lo)+w)<<6 | bits.TrailingZeros64(x)
 		}
 	}
 	return -1
@@ -443,6 +453,16 @@ func (st *bitmapStore) add(bm []uint64) uint32 {
 		return off
 	}
 	off := uint32(len(st.flat))
+	lo, hi := 0, 0
+	for i, w := range bm {
+		if w != 0 {
+			if hi == 0 {
+				lo = i
+			}
+			hi = i + 1
+		}
+	}
+	st.flat = append(st.flat, uint64(lo), uint64(hi))
 	st.flat = append(st.flat, bm...)
 	st.index[string(st.key)] = off
 	return off
@@ -590,14 +610,21 @@ func buildClassifier(rules []ACLRule) aclClassifier {
 			setBit(anyProto, i)
 		}
 	}
-	for p := range c.proto {
-		bm := slices.Clone(anyProto)
-		for i := range rules {
-			if int(rules[i].Proto) == p {
-				setBit(bm, i)
+	byProto := make(map[uint8][]uint64)
+	for i := range rules {
+		if p := rules[i].Proto; p != 0 {
+			if byProto[p] == nil {
+				byProto[p] = slices.Clone(anyProto)
 			}
+			setBit(byProto[p], i)
 		}
-		c.proto[p] = st.add(bm)
+	}
+	anyOff := st.add(anyProto)
+	for p := range c.proto {
+		c.proto[p] = anyOff
+		if bm := byProto[uint8(p)]; bm != nil {
+			c.proto[p] = st.add(bm)
+		}
 	}
 	c.bm = st.flat
 	return c
