@@ -95,10 +95,20 @@ type connSlot struct {
 // connBucket holds connSlots entries. seq serializes writers: a writer
 // claims the bucket by moving seq from even to odd with a CAS and releases
 // it by adding 1, so seq also changes whenever an entry of the bucket is
-// added or removed, which is what a cached miss depends on.
+// added or removed, which is what a cached miss depends on. tags holds 16
+// bits of each live slot's key hash (0: empty), so that a reader visits
+// only the slots that may hold its key and a miss mostly reads one cache
+// line; it is a hint, the slot's seqlock decides.
 type connBucket struct {
 	seq   atomic.Uint64
+	tags  atomic.Uint64
 	slots [connSlots]connSlot
+}
+
+// setTag sets slot i's tag; the caller holds the bucket lock.
+func (b *connBucket) setTag(i int, tag uint16) {
+	sh := 16 * uint(i)
+	b.tags.Store(b.tags.Load()&^(0xffff<<sh) | uint64(tag)<<sh)
 }
 
 // lock claims the bucket for one writer.
@@ -173,20 +183,24 @@ func (t *ConnTable) Stats() ConnTableStats {
 	return ConnTableStats{Inserts: t.inserts.Load(), Evictions: t.evicts.Load(), Expired: t.expired.Load()}
 }
 
-// bucket returns the bucket of the key words w.
-func (t *ConnTable) bucket(w *[5]uint64) *connBucket {
+// bucket returns the bucket of the key words w and the key's tag there.
+func (t *ConnTable) bucket(w *[5]uint64) (*connBucket, uint16) {
 	h := t.seed
 	for _, x := range w {
 		h = (h ^ x) * 0x9e3779b97f4a7c15
 		h ^= h >> 32
 	}
-	return &t.buckets[h&t.mask]
+	return &t.buckets[h&t.mask], uint16(h>>48) | 1
 }
 
 // find returns the slot of b holding w and the slot's version at which it
 // did, or nil when no slot holds it (or a writer kept changing it).
-func (b *connBucket) find(w *[5]uint64) (*connSlot, uint64) {
+func (b *connBucket) find(w *[5]uint64, tag uint16) (*connSlot, uint64) {
+	tags := b.tags.Load()
 	for i := range b.slots {
+		if uint16(tags>>(16*uint(i))) != tag {
+			continue
+		}
 		s := &b.slots[i]
 		for range connReadTries {
 			v := s.ver.Load()
@@ -212,7 +226,8 @@ func (b *connBucket) find(w *[5]uint64) (*connSlot, uint64) {
 // the caller may refresh. Lookup takes no lock and does not allocate.
 func (t *ConnTable) Lookup(k ConnKey) (ver *atomic.Uint64, lastSeen *atomic.Uint32, ok bool) {
 	w := k.words()
-	s, _ := t.bucket(&w).find(&w)
+	b, tag := t.bucket(&w)
+	s, _ := b.find(&w, tag)
 	if s == nil {
 		return nil, nil, false
 	}
@@ -225,9 +240,9 @@ func (t *ConnTable) Lookup(k ConnKey) (ver *atomic.Uint64, lastSeen *atomic.Uint
 // the bucket, so a cached "not established" can depend on it.
 func (t *ConnTable) lookupDep(k *ConnKey) (s *connSlot, ver uint64, seq *atomic.Uint64) {
 	w := k.words()
-	b := t.bucket(&w)
+	b, tag := t.bucket(&w)
 	seqVal := b.seq.Load()
-	if s, v := b.find(&w); s != nil {
+	if s, v := b.find(&w, tag); s != nil {
 		return s, v, nil
 	}
 	return nil, seqVal, &b.seq
@@ -245,10 +260,10 @@ func (t *ConnTable) Insert(k ConnKey) (ver *atomic.Uint64, lastSeen *atomic.Uint
 // insert is Insert returning the slot and the version at which it holds k.
 func (t *ConnTable) insert(k *ConnKey) (*connSlot, uint64) {
 	w := k.words()
-	b := t.bucket(&w)
+	b, tag := t.bucket(&w)
 	now := t.clock.Load()
-	if s, v := b.find(&w); s != nil {
-		s.seen.Store(now)
+	if s, v := b.find(&w, tag); s != nil {
+		s.touch(now)
 		return s, v
 	}
 	b.lock()
@@ -257,22 +272,23 @@ func (t *ConnTable) insert(k *ConnKey) (*connSlot, uint64) {
 	// may have added k since) and choose the victim.
 	var victim *connSlot
 	var oldest uint32
+	vi := 0
 	for i := range b.slots {
 		s := &b.slots[i]
 		kw := s.key[4].Load()
 		if kw == 0 {
 			if victim == nil || victim.key[4].Load() != 0 {
-				victim = s
+				victim, vi = s, i
 			}
 			continue
 		}
 		if kw == w[4] && s.key[0].Load() == w[0] && s.key[1].Load() == w[1] &&
 			s.key[2].Load() == w[2] && s.key[3].Load() == w[3] {
-			s.seen.Store(now)
+			s.touch(now)
 			return s, s.ver.Load()
 		}
 		if victim == nil || victim.key[4].Load() != 0 && now-s.seen.Load() > oldest {
-			victim, oldest = s, now-s.seen.Load()
+			victim, vi, oldest = s, i, now-s.seen.Load()
 		}
 	}
 	if victim.key[4].Load() != 0 {
@@ -286,11 +302,23 @@ func (t *ConnTable) insert(k *ConnKey) (*connSlot, uint64) {
 		victim.key[i].Store(w[i])
 	}
 	victim.seen.Store(now)
-	return victim, victim.ver.Add(1)
+	v := victim.ver.Add(1)
+	b.setTag(vi, tag)
+	return victim, v
 }
 
-// clear removes the entry in s; the caller holds the bucket lock.
-func (t *ConnTable) clear(s *connSlot) {
+// touch sets the last-seen time, skipping the store (a locked instruction
+// on a shared line) when it holds already.
+func (s *connSlot) touch(now uint32) {
+	if s.seen.Load() != now {
+		s.seen.Store(now)
+	}
+}
+
+// clear removes the entry in slot i of b; the caller holds the lock.
+func (t *ConnTable) clear(b *connBucket, i int) {
+	b.setTag(i, 0)
+	s := &b.slots[i]
 	s.ver.Add(1)
 	for i := range s.key {
 		s.key[i].Store(0)
@@ -322,7 +350,7 @@ func (t *ConnTable) ExpireIdle(idle uint32) int {
 		for j := range b.slots {
 			s := &b.slots[j]
 			if s.key[4].Load() != 0 && now-s.seen.Load() >= idle {
-				t.clear(s)
+				t.clear(b, j)
 				n++
 			}
 		}
@@ -338,8 +366,8 @@ func (t *ConnTable) Flush() int {
 		b := &t.buckets[i]
 		b.lock()
 		for j := range b.slots {
-			if s := &b.slots[j]; s.key[4].Load() != 0 {
-				t.clear(s)
+			if b.slots[j].key[4].Load() != 0 {
+				t.clear(b, j)
 				n++
 			}
 		}
