@@ -87,6 +87,9 @@ type Stats struct {
 	Workers []WorkerStats `json:"workers"`
 	// Peephole holds the ARP, ND and DNS responders' counters.
 	Peephole PeepholeStats `json:"peephole"`
+	// Gateway holds the flow caches' and route step's counters; nil
+	// without a router.
+	Gateway *FlowStats `json:"gateway,omitempty"`
 }
 
 // PortStats counts frames per port.

@@ -129,6 +129,9 @@ func (sw *Switch) rawStats() Stats {
 func (sw *Switch) Stats() Stats {
 	st := sw.rawStats()
 	st.Peephole = sw.PeepholeStats()
+	if fs, err := sw.FlowStats(); err == nil {
+		st.Gateway = &fs
+	}
 	r := &sw.rates
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -55,6 +55,11 @@ var (
 	peepholeGleaned   = newDesc("peephole_gleaned_bindings", "Gleaned IP-to-MAC bindings now in the table.")
 	peepholeGleans    = newDesc("peephole_gleaned_total", "Bindings the responder learned or refreshed from observed traffic.", "responder")
 
+	flowCacheEvents  = newDesc("flow_cache_total", "Flow cache events summed over workers: hit, miss, insert, eviction, revalidation, expired, invalidated.", "event")
+	flowCacheEntries = newDesc("flow_cache_entries", "Live flow cache entries summed over workers.")
+	gatewayRouted    = newDesc("gateway_route_total", "Route step outcomes: routed, no_route, ttl_exceeded, parked, flooded, icmp_sent, icmp_rate_limited.", "outcome")
+	gatewayParked    = newDesc("gateway_parked_packets", "Packets waiting for ARP/ND now.")
+
 	fdbEntries = newDesc("fdb_entries", "Entries in the L2 forwarding database.")
 	ports      = newDesc("ports", "Configured ports.")
 	workers    = newDesc("workers", "Poll-mode workers.")
@@ -69,6 +74,7 @@ var (
 		workerDrops, workerPolls, workerSleeps, workerSleepSec, workerBusy,
 		peepholeAnswered, peepholePassed, peepholeMalformed, peepholeNXDomain, peepholeNoData, peepholeGleaned, peepholeGleans,
 		fdbEntries, ports, workers, generation, buildInfo,
+		flowCacheEvents, flowCacheEntries, gatewayRouted, gatewayParked,
 	}
 )
 
@@ -162,6 +168,26 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(workerBusy, w.BusyPct/100, id)
 	}
 
+	if g := stats.Gateway; g != nil {
+		t := g.Total
+		for _, e := range []struct {
+			name string
+			v    uint64
+		}{{"hit", t.Hits}, {"miss", t.Misses}, {"insert", t.Inserts}, {"eviction", t.Evictions},
+			{"revalidation", t.Revalidations}, {"expired", t.Expired}, {"invalidated", t.Invalidated}} {
+			counter(flowCacheEvents, e.v, e.name)
+		}
+		gauge(flowCacheEntries, float64(t.Entries))
+		r := g.Route
+		for _, e := range []struct {
+			name string
+			v    uint64
+		}{{"routed", r.Routed}, {"no_route", r.NoRoute}, {"ttl_exceeded", r.TTLExceeded}, {"parked", r.Parked},
+			{"flooded", r.Flooded}, {"icmp_sent", r.ICMPSent}, {"icmp_rate_limited", r.ICMPLimited}} {
+			counter(gatewayRouted, e.v, e.name)
+		}
+		gauge(gatewayParked, float64(g.Parked))
+	}
 	ph := stats.Peephole
 	for _, r := range []struct {
 		name string
