@@ -731,11 +731,15 @@ func (a *ACLStep) depend(f *FlowCtx, ver *atomic.Uint64, val uint64) {
 //
 //go:noinline
 func traceACL(t *Trace, s *ACLSet, rule int, decision string) {
-	if rule < 0 {
-		t.Add("acl", decision, "default %s", allowWord(s.defAllow))
+	what := "default " + allowWord(s.defAllow)
+	if rule >= 0 {
+		what = fmt.Sprintf("rules[%d]: %v", rule, s.rules[rule])
+	}
+	if decision == "allow-established" {
+		t.Add("acl", decision, "reply of an allowed flow, over %s", what)
 		return
 	}
-	t.Add("acl", decision, "rules[%d]: %v", rule, s.rules[rule])
+	t.Add("acl", decision, "%s", what)
 }
 
 func allowWord(allow bool) string {
