@@ -43,7 +43,9 @@ func (r PortRange) String() string {
 
 // ACLRule is one rule of an ACL. A zero (invalid) prefix matches any
 // address; a prefix matches only keys of its own family, so a rule with an
-// IPv4 prefix never matches an IPv6 key. Proto 0 matches any protocol.
+// IPv4 prefix never matches an IPv6 key (an IPv4-mapped IPv6 prefix is an
+// IPv6 prefix and matches IPv6 keys). Proto 0 matches any protocol. A rule
+// with a port range must have protocol TCP, UDP or any.
 type ACLRule struct {
 	Allow              bool
 	Proto              uint8 // 0 = any
@@ -229,9 +231,9 @@ func (s *ACLSet) carryOver(prev *ACLSet) {
 	s.base[n+1] = prev.EstablishedHits()
 }
 
-// Rules returns the rules in canonical form (prefixes masked, any port
-// ranges zero). The caller must not change the slice.
-func (s *ACLSet) Rules() []ACLRule { return s.rules }
+// Rules returns a copy of the rules in canonical form (prefixes masked,
+// any port ranges zero).
+func (s *ACLSet) Rules() []ACLRule { return slices.Clone(s.rules) }
 
 // DefaultAllow reports the action when no rule matches.
 func (s *ACLSet) DefaultAllow() bool { return s.defAllow }
