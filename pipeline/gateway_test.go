@@ -16,6 +16,10 @@ import (
 // and benchmarks) are prefixed gw so they do not collide with other test
 // files of the package.
 
+// gwSpare is the room past a test frame: an ICMP error grows a packet by
+// at most 28+28 (IPv4) or 48 bytes (IPv6).
+const gwSpare = 64
+
 var (
 	gwRouterMAC = MAC{0x02, 0xaa, 0x00, 0x00, 0x00, 0x01}
 	gwHostMAC   = MAC{0x02, 0x00, 0x00, 0x00, 0x01, 0x01}
@@ -70,9 +74,9 @@ type gwPkt struct {
 
 // gwBuild writes the frame by hand (fast enough for the property and fuzz
 // tests) with valid IP and L4 checksums, into a buffer with room for an
-// ICMP error to grow in place.
+// ICMP error to grow in place (gwSpare bytes).
 func gwBuild(s gwPkt) []byte {
-	d := make([]byte, 0, 2048)
+	d := make([]byte, 0, 18+40+20+len(s.payload)+gwSpare)
 	d = append(d, s.dstMAC[:]...)
 	d = append(d, s.srcMAC[:]...)
 	if s.tag >= 0 {
