@@ -29,6 +29,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/fdb", s.flushFDB)
 	mux.HandleFunc("GET /v1/stats", s.getStats)
 	s.peepholeRoutes(mux)
+	s.gatewayRoutes(mux)
 	return s.middleware(jsonMuxErrors(mux))
 }
 
@@ -158,7 +159,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, vswitch.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, vswitch.ErrExists):
+	case errors.Is(err, vswitch.ErrExists), errors.Is(err, vswitch.ErrNoRouter):
 		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
