@@ -64,14 +64,18 @@ type Settings struct {
 	// QuietWaitS: before each case, wait up to this long for every core
 	// to be idle (< quietBusyPct busy for 3 s in a row).
 	QuietWaitS float64 `json:"quiet_wait_s"`
-	dur        time.Duration
-	quietWait  time.Duration
-	exe        string // this binary, for the generator child
+	// Nice is the niceness of the harness and its children (generator,
+	// vswitchd), in a session of their own (see reexecInOwnSession);
+	// 0 leaves it alone.
+	Nice      int `json:"nice"`
+	dur       time.Duration
+	quietWait time.Duration
+	exe       string // this binary, for the generator child
 }
 
 func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	s := Settings{Bin: "bin", Cases: AllCases, Flows: []int{1, 1000, 100000}, Size: 64, Reps: 3,
-		dur: 10 * time.Second, GenCPU: 0, SwCPU: 1, quietWait: 120 * time.Second}
+		dur: 10 * time.Second, GenCPU: 0, SwCPU: 1, quietWait: 120 * time.Second, Nice: -15}
 	fs := flag.NewFlagSet("routed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cases, flows := strings.Join(s.Cases, ","), "1,1000,100000"
@@ -85,6 +89,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (the harness runs there too; Linux forwards inline on it)")
 	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "vswitchd core (worker and every other thread)")
 	fs.DurationVar(&s.quietWait, "quiet-wait", s.quietWait, "before each case, wait up to this long for an idle machine (0: do not wait)")
+	fs.IntVar(&s.Nice, "nice", s.Nice, "niceness of the harness, the generator and vswitchd (0: unchanged)")
 	fs.BoolVar(&s.Quick, "quick", false, "1 repetition of 3 s (overrides -reps and -dur)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
@@ -168,6 +173,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "routed: needs root (namespaces, veth, XDP, nft)")
 		return 2
 	}
+	if s.Nice != 0 && os.Getenv(ownSessionEnv) == "" {
+		return reexecInOwnSession(stdout, stderr)
+	}
+	if s.Nice != 0 {
+		if err := setAutogroupNice(s.Nice); err != nil {
+			fmt.Fprintln(stderr, "routed: autogroup nice (measuring at the scheduler's mercy):", err)
+		}
+	}
 	// Signals end the run through ctx, so every deferred teardown runs;
 	// "routed cleanup" removes what a SIGKILLed run left.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -178,7 +191,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	// The harness lives on the generator core, so its threads never take
 	// time from the vswitchd core.
-	if err := e2e.PinProcess(s.GenCPU, 0); err != nil {
+	if err := e2e.PinProcess(s.GenCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "routed:", err)
 		return 1
 	}

@@ -168,8 +168,12 @@ func (r *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- run with: `make bench-routed` (this run: `%s`)\n", r.Command)
 	fmt.Fprintf(&b, "- load average at start / end: %s / %s\n", r.Host.LoadAvg, r.LoadAvgEnd)
-	fmt.Fprintf(&b, "- %d B UDP frames, %d x %s per case and flow count, generator on cpu %d, vswitchd on cpu %d\n\n",
-		s.Size, s.Reps, s.dur, gen, sw)
+	fmt.Fprintf(&b, "- %d B UDP frames, %d x %s per case and flow count, generator on cpu %d, vswitchd on cpu %d; "+
+		"harness, generator and vswitchd at nice %d in a session of their own (autogroup niceness too)\n",
+		s.Size, s.Reps, s.dur, gen, sw, s.Nice)
+	fmt.Fprintf(&b, "- before each case the run waits up to %s for an idle machine (every core < %d%% busy for 3 s); "+
+		"a case measured on a busy machine carries a warning, and then its figures are not comparable with the anchors\n\n",
+		s.quietWait, quietBusyPct)
 
 	fmt.Fprintf(&b, "## Ratios (median rx Mpps; issue targets at %d flows: plain >= %gx, ACL >= %gx)\n\n", targetFlows, targetPlain, targetACL)
 	b.WriteString("| flows | linux-route | vswitchd-route | vswitchd / linux | target | linux-route-nft1000 | vswitchd-route-acl1000 | vswitchd / linux | target |\n")
