@@ -438,6 +438,7 @@ func (c *Control) Trace(req vswitch.TraceRequest) (vswitch.TraceInfo, error) {
 		OutPort: -1,
 	}
 	var out *fakeIface
+	target := dst // the neighbor the packet goes to
 	for i, f := range g.ifaces {
 		if f.prefix.Contains(dst) {
 			out = &g.ifaces[i]
@@ -446,7 +447,7 @@ func (c *Control) Trace(req vswitch.TraceRequest) (vswitch.TraceInfo, error) {
 	for _, s := range g.static {
 		if out == nil && s.Prefix.Contains(dst) {
 			i := slices.IndexFunc(g.ifaces, func(f fakeIface) bool { return f.name == s.Interface })
-			out = &g.ifaces[i]
+			out, target = &g.ifaces[i], s.Via
 		}
 	}
 	if out == nil {
@@ -457,7 +458,7 @@ func (c *Control) Trace(req vswitch.TraceRequest) (vswitch.TraceInfo, error) {
 		return vswitch.TraceInfo{TraceResult: res}, nil
 	}
 	res.Events = []pipeline.TraceEvent{
-		{Stage: "route", Decision: "forward", Detail: fmt.Sprintf("%s via %s (02:00:00:00:00:03) out port 1 on %s (vlan %d), TTL-1", dst, dst, out.name, out.vlan)},
+		{Stage: "route", Decision: "forward", Detail: fmt.Sprintf("%s via %s (02:00:00:00:00:03) out port 1 on %s (vlan %d), TTL-1", dst, target, out.name, out.vlan)},
 		{Stage: "acl", Decision: g.acl.Default, Detail: "default " + g.acl.Default},
 	}
 	if g.acl.Default == "deny" {
