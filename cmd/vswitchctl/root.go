@@ -87,6 +87,10 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newBindingCmd(o, familyIPv4),
 		newBindingCmd(o, familyIPv6),
 		newDNSCmd(o),
+		newRouteCmd(o),
+		newACLCmd(o),
+		newFlowsCmd(o),
+		newTraceCmd(o),
 	)
 	return root
 }
