@@ -21,6 +21,20 @@ import (
 // carry, and map errors. Without a router every endpoint answers 409
 // Conflict with vswitch.ErrNoRouter's message: the request is fine, the
 // daemon's configuration is not.
+//
+// Endpoints (the list in doc.go does not hold them yet):
+//
+//	GET    /v1/routes             []pipeline.RouteInfo
+//	POST   /v1/routes             body vswitch.RouteSpec -> 201 pipeline.RouteInfo
+//	DELETE /v1/routes             204 (query: prefix)
+//	GET    /v1/acl                vswitch.ACLInfo
+//	POST   /v1/acl/rules          body vswitch.ACLRuleSpec -> 201 vswitch.ACLInfo (query: index; none appends)
+//	DELETE /v1/acl/rules/{index}  vswitch.ACLInfo
+//	PUT    /v1/acl/default        body ACLDefaultRequest -> vswitch.ACLInfo
+//	GET    /v1/flows              []vswitch.FlowInfo (query: limit; 0 or none: all)
+//	DELETE /v1/flows              FlushResult
+//	GET    /v1/flows/stats        vswitch.FlowStats
+//	POST   /v1/trace              body vswitch.TraceRequest -> vswitch.TraceInfo
 
 // ACLDefaultRequest is the body of PUT /v1/acl/default.
 type ACLDefaultRequest struct {
