@@ -16,8 +16,8 @@ var aclFields = map[string]string{
 	"rule.src_ports": "sport", "rule.dst_ports": "dport", "index": "--index", "default": "ACTION",
 }
 
-// aclKeywords are the match keywords of `acl add`, in the order they are
-// shown, each with the rule field it sets.
+// aclKeywords are the match keywords of `acl add`, in the order help,
+// errors and completion show them.
 var aclKeywords = []string{"proto", "src", "dst", "sport", "dport"}
 
 func newACLCmd(o *options) *cobra.Command {
