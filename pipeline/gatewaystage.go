@@ -20,6 +20,7 @@ import (
 // are answered (ICMP echo) or consumed.
 type GatewayStage struct {
 	r     *Router
+	learn L2Learner
 	steps []GatewayStep
 	cache *FlowCache
 	gen   func() uint64
@@ -44,6 +45,16 @@ type GatewayStats struct {
 func NewGatewayStage(r *Router, steps []GatewayStep, cache *FlowCache, gen func() uint64, clock *atomic.Uint32) *GatewayStage {
 	return &GatewayStage{r: r, steps: steps, cache: cache, gen: gen, clock: clock}
 }
+
+// L2Learner learns where a source MAC address lives (the switch's FDB).
+type L2Learner interface {
+	Learn(vlan uint16, mac MAC, port uint16)
+}
+
+// SetLearner makes the stage learn the source MAC of every frame it takes,
+// as the L2 stage does for the frames it switches: routed hosts must be
+// found by MAC too, and their FDB entries kept from aging out.
+func (g *GatewayStage) SetLearner(l L2Learner) { g.learn = l }
 
 // Name implements Stage.
 func (g *GatewayStage) Name() string { return "gateway" }
@@ -72,6 +83,9 @@ func (g *GatewayStage) Process(b *Batch) {
 		p := &b.Pkts[i]
 		if p.Verdict != VerdictNone || MAC(p.Data[0:6]) != mac || snap.byVLAN[p.VLAN&0xfff] < 0 {
 			continue
+		}
+		if g.learn != nil {
+			g.learn.Learn(p.VLAN, MAC(p.Data[6:12]), p.InPort)
 		}
 		f := &g.f
 		if !ExtractFlowKey(p, &f.Key) {

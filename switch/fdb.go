@@ -131,6 +131,9 @@ func (f *FDB) learn(key uint64, port uint16, now uint32) (moved bool) {
 	}
 	b.vals[free].Store(val)
 	b.keys[free].Store(key)
+	if victim != 0 {
+		f.removed.Add(1) // an eviction moves the victim's MAC to "unknown"
+	}
 	return false
 }
 

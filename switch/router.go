@@ -43,11 +43,18 @@ type workerGateway struct {
 	solicits, released, parkTimeouts atomic.Uint64
 }
 
-// fdbLocator adapts the FDB to pipeline.L2Locator.
-type fdbLocator struct{ fdb *FDB }
+// fdbLocator adapts the FDB to pipeline.L2Locator and pipeline.L2Learner.
+type fdbLocator struct {
+	fdb   *FDB
+	clock *atomic.Uint32
+}
 
 func (l fdbLocator) Locate(vlan uint16, mac pipeline.MAC) (uint16, bool) {
 	return l.fdb.Lookup(mac, vlan)
+}
+
+func (l fdbLocator) Learn(vlan uint16, mac pipeline.MAC, port uint16) {
+	l.fdb.Learn(mac, vlan, port, l.clock.Load())
 }
 
 // initRouter builds the router from spec (validated); the gateway
@@ -93,7 +100,8 @@ func (sw *Switch) gatewayFor(worker int) *pipeline.GatewayStage {
 	}
 	wg := &workerGateway{park: pipeline.NewParkQueue(rs.spec.ParkQueue),
 		rel: make([]pipeline.ParkedPacket, 0, rs.spec.ParkQueue)}
-	wg.route = pipeline.NewRouteStep(rs.r, sw.ph.bindings, fdbLocator{sw.fdb}, wg.park)
+	l2 := fdbLocator{fdb: sw.fdb, clock: &sw.clock}
+	wg.route = pipeline.NewRouteStep(rs.r, sw.ph.bindings, l2, wg.park)
 	var steps []pipeline.GatewayStep
 	for _, name := range rs.spec.Stages {
 		switch name {
@@ -106,6 +114,7 @@ func (sw *Switch) gatewayFor(worker int) *pipeline.GatewayStage {
 	idle := uint32(rs.spec.FlowCache.IdleTimeout / time.Second)
 	cache := pipeline.NewFlowCache(rs.spec.FlowCache.Entries, idle)
 	wg.stage = pipeline.NewGatewayStage(rs.r, steps, cache, sw.gatewayGen, &sw.clock)
+	wg.stage.SetLearner(l2)
 	rs.workers = append(rs.workers, wg)
 	return wg.stage
 }
