@@ -473,9 +473,9 @@ func (g *gwProp) check(c gwChooser, f gwFlow) string {
 	pb.Data = fb
 	hits := g.a.Cache().Stats().Hits
 	limited := g.a.route.Stats().ICMPLimited + g.b.route.Stats().ICMPLimited
-	outA := gwRun(g.a.GatewayStage, pa)
+	outA := gwRun(g.a, pa)
 	g.b.Cache().Flush()
-	outB := gwRun(g.b.GatewayStage, &pb)
+	outB := gwRun(g.b, &pb)
 	g.checks++
 	if g.a.route.Stats().ICMPLimited+g.b.route.Stats().ICMPLimited != limited {
 		// The ICMP rate limiter is per worker and A saw other packets
@@ -534,7 +534,7 @@ func (g *gwProp) run(c gwChooser, nFlows int) string {
 		p.Reset()
 		p.Parse()
 		p.VLAN = f.vlan
-		gwRun(g.a.GatewayStage, p)
+		gwRun(g.a, p)
 		g.drainParked()
 		if msg := g.check(c, f); msg != "" {
 			return "flow " + f.String() + ": " + msg

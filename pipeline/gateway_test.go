@@ -150,13 +150,13 @@ func gwParse(tb testing.TB, frame []byte, inPort, vlan uint16) *Packet {
 	return p
 }
 
-// gwRun sends p through g in a batch of one and returns the packet as the
-// stage left it.
-func gwRun(g *GatewayStage, p *Packet) Packet {
-	var b Batch
+// gwRun sends p through g in a batch of one (g's, reused: a Batch is a
+// few kilobytes) and returns the packet as the stage left it.
+func gwRun(g *gwStage, p *Packet) Packet {
+	b := &g.batch
 	b.Pkts[0] = *p
 	b.Len = 1
-	g.Process(&b)
+	g.Process(b)
 	return b.Pkts[0]
 }
 
@@ -180,6 +180,7 @@ type gwStage struct {
 	*GatewayStage
 	route *RouteStep
 	park  *ParkQueue
+	batch Batch
 }
 
 // stage returns a worker's stage with a cache of cacheSize entries; extra,
@@ -295,7 +296,7 @@ func TestGatewayLeavesOthersAlone(t *testing.T) {
 			s.dstMAC = tc.mac
 			frame := gwBuild(s)
 			orig := bytes.Clone(frame)
-			out := gwRun(g.GatewayStage, gwParse(t, frame, 1, tc.vlan))
+			out := gwRun(g, gwParse(t, frame, 1, tc.vlan))
 			if out.Verdict != VerdictNone || !bytes.Equal(out.Data, orig) || out.VLAN != tc.vlan {
 				t.Errorf("verdict %v vlan %d, frame changed %v; want untouched", out.Verdict, out.VLAN, !bytes.Equal(out.Data, orig))
 			}
@@ -304,7 +305,7 @@ func TestGatewayLeavesOthersAlone(t *testing.T) {
 	t.Run("already decided", func(t *testing.T) {
 		p := gwParse(t, gwBuild(gwUDP("10.0.10.5", "10.0.20.7", 64, "x")), 1, 10)
 		p.Drop(DropSpoofed)
-		if out := gwRun(g.GatewayStage, p); out.Verdict != VerdictDrop || out.Reason != DropSpoofed {
+		if out := gwRun(g, p); out.Verdict != VerdictDrop || out.Reason != DropSpoofed {
 			t.Errorf("verdict %v %v, want the earlier drop kept", out.Verdict, out.Reason)
 		}
 	})
@@ -321,7 +322,7 @@ func TestGatewayARPToRouterIsLocal(t *testing.T) {
 		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
 			Operation: layers.ARPReply, SourceHwAddress: gwHostMAC[:], SourceProtAddress: []byte{10, 0, 10, 5},
 			DstHwAddress: gwRouterMAC[:], DstProtAddress: []byte{10, 0, 10, 1}})
-	out := gwRun(g.GatewayStage, gwParse(t, frame, 1, 10))
+	out := gwRun(g, gwParse(t, frame, 1, 10))
 	if out.Verdict != VerdictDrop || out.Reason != DropLocal {
 		t.Errorf("ARP reply to the router: %v %v, want drop local", out.Verdict, out.Reason)
 	}
@@ -347,7 +348,7 @@ func TestGatewayEchoReply(t *testing.T) {
 			s := gwPkt{dstMAC: gwRouterMAC, srcMAC: gwHostMAC, tag: -1, src: netip.MustParseAddr(tc.src), dst: netip.MustParseAddr(tc.dst),
 				proto: tc.proto, icmpType: tc.typ, icmpID: 0x4242, ttl: 64, ipID: 7, payload: []byte("ping payload")}
 			for round := range 2 { // the second must not come from the cache
-				out := gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10))
+				out := gwRun(g, gwParse(t, gwBuild(s), 1, 10))
 				if out.Verdict != VerdictReply {
 					t.Fatalf("round %d: verdict %v %v, want reply", round, out.Verdict, out.Reason)
 				}
@@ -395,7 +396,7 @@ func TestGatewayEchoReply(t *testing.T) {
 func TestGatewayNonEchoToRouterConsumed(t *testing.T) {
 	e := gwBasicEnv(t)
 	g := e.stage(64, nil)
-	out := gwRun(g.GatewayStage, gwParse(t, gwBuild(gwUDP("10.0.10.5", "10.0.10.1", 64, "x")), 1, 10))
+	out := gwRun(g, gwParse(t, gwBuild(gwUDP("10.0.10.5", "10.0.10.1", 64, "x")), 1, 10))
 	if out.Verdict != VerdictDrop || out.Reason != DropLocal {
 		t.Errorf("UDP to the router: %v %v, want drop local", out.Verdict, out.Reason)
 	}
@@ -413,12 +414,12 @@ func TestGatewayCacheMissThenHit(t *testing.T) {
 			e := gwBasicEnv(t)
 			g := e.stage(64, nil)
 			s := gwUDP(tc.src, tc.dst, 64, "same")
-			a := gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10))
+			a := gwRun(g, gwParse(t, gwBuild(s), 1, 10))
 			st := g.Cache().Stats()
 			if st.Misses != 1 || st.Hits != 0 || st.Inserts != 1 {
 				t.Fatalf("first packet: %+v, want one miss and one insert", st)
 			}
-			b := gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10))
+			b := gwRun(g, gwParse(t, gwBuild(s), 1, 10))
 			st = g.Cache().Stats()
 			if st.Misses != 1 || st.Hits != 1 {
 				t.Fatalf("second packet: %+v, want a hit", st)
@@ -435,11 +436,11 @@ func TestGatewayLowTTLSkipsCache(t *testing.T) {
 	e := gwBasicEnv(t)
 	g := e.stage(64, nil)
 	s := gwUDP("10.0.10.5", "10.0.20.7", 64, "x")
-	gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10)) // populate
+	gwRun(g, gwParse(t, gwBuild(s), 1, 10)) // populate
 	before := g.Cache().Stats()
 	for _, ttl := range []uint8{1, 0} {
 		s.ttl = ttl
-		out := gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10))
+		out := gwRun(g, gwParse(t, gwBuild(s), 1, 10))
 		if out.Verdict != VerdictReply {
 			t.Errorf("TTL %d: verdict %v %v, want an ICMP time exceeded", ttl, out.Verdict, out.Reason)
 		}
@@ -468,7 +469,7 @@ func TestGatewayTrace(t *testing.T) {
 		t.Errorf("Trace used the cache: %+v", st)
 	}
 
-	gwRun(g.GatewayStage, gwParse(t, gwBuild(s), 1, 10))
+	gwRun(g, gwParse(t, gwBuild(s), 1, 10))
 	res = g.Trace(gwParse(t, gwBuild(s), 1, 10))
 	if res.Cache != "hit" || res.Cached == nil {
 		t.Errorf("Cache = %q after a real packet, want hit", res.Cache)
