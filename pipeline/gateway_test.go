@@ -528,3 +528,31 @@ func gwHasEvent(evs []TraceEvent, stage, decision string) bool {
 	}
 	return false
 }
+
+// gwLearner records what the stage learns.
+type gwLearner map[gwL2Key]uint16
+
+func (l gwLearner) Learn(vlan uint16, mac MAC, port uint16) { l[gwL2Key{vlan, mac}] = port }
+
+func TestGatewayLearnsSources(t *testing.T) {
+	e := gwBasicEnv(t)
+	g := e.stage(64, nil)
+	learned := gwLearner{}
+	g.SetLearner(learned)
+	s := gwUDP("10.0.10.5", "10.0.20.7", 64, "x")
+	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // miss
+	delete(learned, gwL2Key{10, gwHostMAC})
+	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // hit
+	if g.Cache().Stats().Hits != 1 {
+		t.Fatalf("second packet did not hit: %+v", g.Cache().Stats())
+	}
+	if port, ok := learned[gwL2Key{10, gwHostMAC}]; !ok || port != 3 {
+		t.Errorf("a cache hit did not learn the source: %v", learned)
+	}
+	other := s
+	other.dstMAC, other.srcMAC = MAC{2, 0, 0, 0, 0, 0x99}, MAC{2, 0, 0, 0, 0, 0x98}
+	gwRun(g, gwParse(t, gwBuild(other), 4, 10))
+	if _, ok := learned[gwL2Key{10, other.srcMAC}]; ok {
+		t.Error("learned from a frame not for the router (that is the L2 stage's job)")
+	}
+}
