@@ -186,17 +186,26 @@ func (r *Report) Markdown() string {
 		"routing + 1000-rule nft chain %.3f Mpps.\n\n", anchorPlainMpps, anchorNftMpps)
 
 	fmt.Fprintf(&b, "## Every case\n\n")
+	seen := map[string]bool{}
+	for _, c := range r.Cases {
+		if !seen[c.Case] {
+			seen[c.Case] = true
+			fmt.Fprintf(&b, "- `%s`: %s\n", c.Case, c.Note)
+		}
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "| case | flows | reps | rx Mpps min | rx median | rx max | gen tx Mpps | CPU%d %% | CPU%d %% | notes |\n", gen, sw)
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, c := range r.Cases {
 		sm := c.Summary
-		note := c.Note
+		var notes []string
 		if c.Error != "" {
-			note = "**failed**: " + c.Error
+			notes = append(notes, "**failed**: "+c.Error)
 		}
 		for _, w := range c.Warnings {
-			note += "; warning: " + w
+			notes = append(notes, "warning: "+w)
 		}
+		note := strings.Join(notes, "; ")
 		if sm.N == 0 {
 			fmt.Fprintf(&b, "| %s | %d | 0 | - | - | - | - | - | - | %s |\n", c.Case, c.Flows, mdCell(note))
 			continue
