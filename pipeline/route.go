@@ -142,11 +142,13 @@ func buildRouterSnap(ifaces []RouterInterface, routes []StaticRoute) (*routerSna
 		if !rt.Via.IsValid() || rt.Via.Is4() != p.Addr().Is4() {
 			return nil, fmt.Errorf("routes[%d].via: %v is not an address of the prefix's family", i, rt.Via)
 		}
-		ifc := -1
+		// The via is reached through the interface with the longest
+		// connected prefix holding it.
+		ifc, best := -1, -1
 		for j, c := range ifaces {
 			for _, a := range c.Addresses {
-				if a.Masked().Contains(rt.Via) {
-					ifc = j
+				if a.Masked().Contains(rt.Via) && a.Bits() > best {
+					ifc, best = j, a.Bits()
 				}
 			}
 		}

@@ -612,3 +612,19 @@ func TestRouterSolicit(t *testing.T) {
 		}
 	})
 }
+
+func TestStaticRouteViaLongestConnectedPrefix(t *testing.T) {
+	var gen atomic.Uint64
+	r, err := NewRouter(MAC{2, 0, 0, 0, 0, 1}, []RouterInterface{
+		{Name: "lab", VLAN: 30, Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.7.1/24")}},
+		{Name: "lan", VLAN: 10, Addresses: []netip.Prefix{netip.MustParsePrefix("10.1.0.1/16")}},
+	}, []StaticRoute{{Prefix: netip.MustParsePrefix("172.16.0.0/12"), Via: netip.MustParseAddr("10.1.7.9")}}, &gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ri := range r.Routes() {
+		if ri.Prefix.String() == "172.16.0.0/12" && (ri.Interface != "lab" || ri.VLAN != 30) {
+			t.Errorf("static route via 10.1.7.9 on %s vlan %d, want lab vlan 30 (the /24 beats the /16)", ri.Interface, ri.VLAN)
+		}
+	}
+}

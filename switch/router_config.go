@@ -27,7 +27,9 @@ type RouterSpec struct {
 	ACL ACLSpec `yaml:"acl" json:"acl"`
 	// FlowCache sizes each worker's cache of per-flow results.
 	FlowCache FlowCacheSpec `yaml:"flow_cache" json:"flow_cache"`
-	// Stages is the order of the gateway steps (default [route, acl]).
+	// Stages is the order of the gateway steps (default [acl, route]:
+	// the firewall sees every packet before routing spends a lookup, an
+	// ARP request or an ICMP error on it).
 	Stages []string `yaml:"stages" json:"stages"`
 	// ParkQueue is how many packets a worker holds while it resolves
 	// next hops (default 256).
@@ -115,7 +117,7 @@ func (s *RouterSpec) SetDefaults() {
 		s.MAC = DefaultRouterMAC
 	}
 	if s.Stages == nil {
-		s.Stages = []string{StageRoute, StageACL}
+		s.Stages = []string{StageACL, StageRoute}
 	}
 	if s.ParkQueue == 0 {
 		s.ParkQueue = DefaultParkQueue
