@@ -219,8 +219,10 @@ func TestGatewayACL(t *testing.T) {
 		if tr.Verdict != "drop" || tr.Reason != "acl_denied" {
 			t.Errorf("trace to 8081: verdict %s/%s, want drop/acl_denied: %+v", tr.Verdict, tr.Reason, tr)
 		}
-		if !hasEvent(tr, "route", "forward") || !hasEvent(tr, "acl", "deny") {
-			t.Errorf("trace to 8081: want a route forward and an acl deny event: %+v", tr.Events)
+		// The ACL runs first (the default order): the denied packet is
+		// never routed.
+		if !hasEvent(tr, "acl", "deny") || hasEvent(tr, "route", "forward") {
+			t.Errorf("trace to 8081: want an acl deny event and no routing: %+v", tr.Events)
 		}
 	})
 	t.Run("trace-allowed-hit", func(t *testing.T) {
@@ -231,8 +233,8 @@ func TestGatewayACL(t *testing.T) {
 		if tr.Verdict != "forward" || tr.OutPortName != "p1" {
 			t.Errorf("trace of ICMP to b: verdict %s out %q, want forward out p1: %+v", tr.Verdict, tr.OutPortName, tr)
 		}
-		if tr.Entry == nil || !tr.Cacheable {
-			t.Errorf("trace of ICMP to b: no cacheable entry: %+v", tr)
+		if tr.Entry == nil || !tr.Cacheable || !hasEvent(tr, "acl", "allow") || !hasEvent(tr, "route", "forward") {
+			t.Errorf("trace of ICMP to b: want acl allow, route forward and a cacheable entry: %+v", tr)
 		}
 	})
 	t.Run("rule-deleted-at-runtime", func(t *testing.T) {
