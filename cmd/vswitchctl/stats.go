@@ -39,7 +39,7 @@ func newStatsCmd(o *options) *cobra.Command {
 				}
 				// Workers and responders serve many ports, so their
 				// counters say nothing about this one; leave them out.
-				st.Ports, st.Workers, st.Peephole = st.Ports[i:i+1], nil, vswitch.PeepholeStats{}
+				st.Ports, st.Workers, st.Peephole, st.Gateway = st.Ports[i:i+1], nil, vswitch.PeepholeStats{}, nil
 			}
 			if o.output == outputJSON {
 				return printJSON(o.out, st)
@@ -61,7 +61,14 @@ func newStatsCmd(o *options) *cobra.Command {
 				return nil
 			}
 			fmt.Fprintln(o.out)
-			return printPeephole(o, st.Peephole)
+			if err := printPeephole(o, st.Peephole); err != nil {
+				return err
+			}
+			if st.Gateway == nil {
+				return nil
+			}
+			fmt.Fprintln(o.out)
+			return printFlowStats(o, *st.Gateway)
 		},
 	}
 	cmd.Flags().StringVar(&port, "port", "", "only this port's counters")
