@@ -183,7 +183,9 @@ func (r *Report) Markdown() string {
 			ratioCell(q.Plain), q.PlainMet, mpps(q.LinuxNft), mpps(q.VsACL), ratioCell(q.ACL), q.ACLTarget)
 	}
 	fmt.Fprintf(&b, "\nAnchors on this machine (shared anchors, RESULTS.md \"More anchors\"): Linux plain routing %.2f Mpps, "+
-		"routing + 1000-rule nft chain %.3f Mpps.\n\n", anchorPlainMpps, anchorNftMpps)
+		"routing + 1000-rule nft chain %.3f Mpps.\n", anchorPlainMpps, anchorNftMpps)
+	b.WriteString(r.anchorCheck())
+	b.WriteString("\n")
 
 	fmt.Fprintf(&b, "## Every case\n\n")
 	seen := map[string]bool{}
@@ -271,6 +273,39 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "\n## Errors\n\n")
 		for _, e := range r.Errors {
 			fmt.Fprintf(&b, "- %s\n", mdCell(e))
+		}
+	}
+	return b.String()
+}
+
+// anchorDeviation: a Linux median further than this from its anchor is
+// called out, because the ratios then mean something else.
+const anchorDeviation = 0.25
+
+// anchorCheck compares the Linux medians at targetFlows with the anchors
+// and gives the vswitchd ratios against the anchor figures as well.
+func (r *Report) anchorCheck() string {
+	var b strings.Builder
+	for _, x := range []struct {
+		linux, vs     string
+		anchor        float64
+		what, vsLabel string
+	}{
+		{CaseLinux, CaseVswitchd, anchorPlainMpps, "plain", "vswitchd-route"},
+		{CaseLinuxNft, CaseVswitchdACL, anchorNftMpps, "nft1000", "vswitchd-route-acl1000"},
+	} {
+		l, v := r.median(x.linux, targetFlows), r.median(x.vs, targetFlows)
+		if l == 0 {
+			continue
+		}
+		dev := l/x.anchor - 1
+		if dev < -anchorDeviation || dev > anchorDeviation {
+			fmt.Fprintf(&b, "\n**Note**: %s at %d flows measured %.3f Mpps here, %+.0f%% off its anchor (%.3f); "+
+				"the machine or the kernel differs from the anchor run", x.linux, targetFlows, l, 100*dev, x.anchor)
+			if v > 0 {
+				fmt.Fprintf(&b, ", and %s / anchor = %.2f", x.vsLabel, v/x.anchor)
+			}
+			b.WriteString(".\n")
 		}
 	}
 	return b.String()

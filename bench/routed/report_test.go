@@ -51,3 +51,23 @@ func TestReportRatiosAndFailedCase(t *testing.T) {
 		t.Errorf("failed case row: %q", last)
 	}
 }
+
+func TestReportCallsOutLinuxFarFromAnchor(t *testing.T) {
+	s := Settings{Flows: []int{1000}, Size: 64, Reps: 1, dur: time.Second}
+	r := newReport(time.Now(), s, nil)
+	rep := func(mpps float64) []Rep { return []Rep{{Sent: 1, Received: 1, Elapsed: 1, RxMpps: mpps}} }
+	r.add([]CaseResult{
+		{Case: CaseLinux, Flows: 1000, Reps: rep(0.9)},
+		{Case: CaseLinuxNft, Flows: 1000, Reps: rep(0.02)},
+		{Case: CaseVswitchdACL, Flows: 1000, Reps: rep(0.244)},
+	})
+	r.finish()
+	md := r.Markdown()
+	if strings.Contains(md, "linux-route at 1000 flows") {
+		t.Error("plain routing within 25% of its anchor called out")
+	}
+	if !strings.Contains(md, "linux-route-nft1000 at 1000 flows measured 0.020 Mpps here, -67% off") ||
+		!strings.Contains(md, "vswitchd-route-acl1000 / anchor = 4.00") {
+		t.Errorf("nft1000 deviation not called out:\n%s", md)
+	}
+}
