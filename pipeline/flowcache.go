@@ -33,17 +33,23 @@ type FlowCache struct {
 // flowWays is the associativity: entries per bucket.
 const flowWays = 4
 
+// flowBucket keeps a short tag of each entry's hash in front, so that a
+// lookup compares full keys (and touches entries' cache lines) only for
+// the ways whose tag matches. Tag 0 marks a free way.
 type flowBucket struct {
-	e [flowWays]flowEntry
+	tags [flowWays]uint32
+	e    [flowWays]flowEntry
 }
 
 type flowEntry struct {
 	key  FlowKey
 	gen  uint64
 	used uint32 // switch clock, seconds
-	live bool
 	act  FlowAction
 }
+
+// flowTag is the tag of hash h: its top half, never 0.
+func flowTag(h uint64) uint32 { return uint32(h>>32) | 1 }
 
 type flowCounters struct {
 	hits, misses, inserts, evictions, revalidations, expired, invalidated atomic.Uint64
@@ -124,10 +130,15 @@ func hashKey(k *FlowKey) uint64 {
 // Lookup returns the cached action for k when a valid one exists and marks
 // it used at now. gen is the caller's current generation.
 func (c *FlowCache) Lookup(k *FlowKey, gen uint64, now uint32) *FlowAction {
-	b := &c.buckets[hashKey(k)&c.mask]
-	for i := range b.e {
+	h := hashKey(k)
+	b := &c.buckets[h&c.mask]
+	tag := flowTag(h)
+	for i := range b.tags {
+		if b.tags[i] != tag {
+			continue
+		}
 		e := &b.e[i]
-		if !e.live || e.key != *k {
+		if e.key != *k {
 			continue
 		}
 		switch {
@@ -142,7 +153,7 @@ func (c *FlowCache) Lookup(k *FlowKey, gen uint64, now uint32) *FlowAction {
 			c.stats.hits.Add(1)
 			return &e.act
 		}
-		e.live = false
+		b.tags[i] = 0
 		c.live--
 		break
 	}
@@ -153,10 +164,11 @@ func (c *FlowCache) Lookup(k *FlowKey, gen uint64, now uint32) *FlowAction {
 // Peek returns a copy of the entry for k and whether it would be a hit,
 // without counting or touching anything (for trace).
 func (c *FlowCache) Peek(k *FlowKey, gen uint64, now uint32) (act FlowAction, found, valid bool) {
-	b := &c.buckets[hashKey(k)&c.mask]
+	h := hashKey(k)
+	b := &c.buckets[h&c.mask]
 	for i := range b.e {
 		e := &b.e[i]
-		if e.live && e.key == *k {
+		if b.tags[i] == flowTag(h) && e.key == *k {
 			valid = e.gen == gen && now-e.used <= c.idle && e.act.Deps[0].Valid() && e.act.Deps[1].Valid()
 			return e.act, true, valid
 		}
@@ -168,32 +180,36 @@ func (c *FlowCache) Peek(k *FlowKey, gen uint64, now uint32) (act FlowAction, fo
 // key, else taking a free slot of the bucket, else evicting its least
 // recently used entry.
 func (c *FlowCache) Insert(k *FlowKey, gen uint64, now uint32, act *FlowAction) {
-	b := &c.buckets[hashKey(k)&c.mask]
+	h := hashKey(k)
+	b := &c.buckets[h&c.mask]
+	tag := flowTag(h)
 	victim := -1
 	for i := range b.e {
 		e := &b.e[i]
-		if e.live && e.key == *k {
+		live := b.tags[i] != 0
+		if b.tags[i] == tag && e.key == *k {
 			victim = i
 			break
 		}
-		if !e.live {
-			if victim < 0 || b.e[victim].live {
+		if !live {
+			if victim < 0 || b.tags[victim] != 0 {
 				victim = i
 			}
 			continue
 		}
-		if victim < 0 || b.e[victim].live && now-e.used > now-b.e[victim].used {
+		if victim < 0 || b.tags[victim] != 0 && now-e.used > now-b.e[victim].used {
 			victim = i
 		}
 	}
 	e := &b.e[victim]
 	switch {
-	case !e.live:
+	case b.tags[victim] == 0:
 		c.live++
 	case e.key != *k:
 		c.stats.evictions.Add(1)
 	}
-	e.key, e.gen, e.used, e.live, e.act = *k, gen, now, true, *act
+	b.tags[victim] = tag
+	e.key, e.gen, e.used, e.act = *k, gen, now, *act
 	c.stats.inserts.Add(1)
 }
 
@@ -207,7 +223,7 @@ func (c *FlowCache) Sweep(gen uint64, now uint32, n int) int {
 		c.sweep = (c.sweep + 1) & int(c.mask)
 		for i := range b.e {
 			e := &b.e[i]
-			if !e.live {
+			if b.tags[i] == 0 {
 				continue
 			}
 			switch {
@@ -221,7 +237,7 @@ func (c *FlowCache) Sweep(gen uint64, now uint32, n int) int {
 			default:
 				continue
 			}
-			e.live = false
+			b.tags[i] = 0
 			c.live--
 			freed++
 		}
@@ -261,7 +277,7 @@ func (c *FlowCache) Entries(gen uint64, now uint32, fn func(FlowEntry)) {
 	for bi := range c.buckets {
 		for i := range c.buckets[bi].e {
 			e := &c.buckets[bi].e[i]
-			if !e.live {
+			if c.buckets[bi].tags[i] == 0 {
 				continue
 			}
 			fn(FlowEntry{Key: e.key, Action: e.act, Idle: now - e.used,
