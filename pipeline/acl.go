@@ -673,14 +673,20 @@ func (a *ACLStep) Step(p *Packet, f *FlowCtx) bool {
 	estab := s.estab && a.conns != nil
 	if allow {
 		a.count(f, s.counter(a.worker, rule))
+		if f.Trace != nil {
+			// A traced packet is not traffic: it leaves no connection
+			// entry behind.
+			traceACL(f.Trace, s, rule, "allow")
+			if estab {
+				f.Trace.Add("acl", "note", "a real packet would also let its replies in (established)")
+			}
+			return true
+		}
 		if estab {
 			rk := ConnKeyOf(&f.Key).Reverse()
 			slot, ver := a.conns.insert(&rk)
 			a.depend(f, &slot.ver, ver)
 			f.Act.Touch = &slot.seen
-		}
-		if f.Trace != nil {
-			traceACL(f.Trace, s, rule, "allow")
 		}
 		return true
 	}
@@ -689,7 +695,9 @@ func (a *ACLStep) Step(p *Packet, f *FlowCtx) bool {
 		slot, ver, seq := a.conns.lookupDep(&k)
 		if slot != nil {
 			a.count(f, s.estCounter(a.worker))
-			slot.seen.Store(a.conns.clock.Load())
+			if f.Trace == nil {
+				slot.seen.Store(a.conns.clock.Load())
+			}
 			a.depend(f, &slot.ver, ver)
 			f.Act.Touch = &slot.seen
 			if f.Trace != nil {
@@ -712,7 +720,9 @@ func (a *ACLStep) Step(p *Packet, f *FlowCtx) bool {
 // count bumps the worker's counter c for this packet and makes it the
 // counter of the flow's later packets. The worker is c's only writer.
 func (a *ACLStep) count(f *FlowCtx, c *atomic.Uint64) {
-	c.Store(c.Load() + 1)
+	if f.Trace == nil { // a traced packet is not counted
+		c.Store(c.Load() + 1)
+	}
 	f.Act.Hits = c
 }
 

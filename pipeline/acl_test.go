@@ -561,8 +561,7 @@ func TestACLStepAllowDeny(t *testing.T) {
 	allow.DstPort = 80
 	def := FlowKey{Family: 4, Proto: ProtoTCP, Dst: [16]byte{11}}
 
-	tr := &Trace{}
-	ok, p, f := fx.run(1, deny, tr)
+	ok, p, f := fx.run(1, deny, nil)
 	if ok || p.Verdict != VerdictDrop || p.Reason != DropACLDenied ||
 		f.Act.Verdict != VerdictDrop || f.Act.Reason != DropACLDenied {
 		t.Fatalf("denied flow: ok %v, packet %v/%v, act %v/%v", ok, p.Verdict, p.Reason, f.Act.Verdict, f.Act.Reason)
@@ -570,6 +569,11 @@ func TestACLStepAllowDeny(t *testing.T) {
 	set := fx.set.Load()
 	if f.Act.Hits != set.HitCounter(1, 0) || f.Act.Hits.Load() != 1 {
 		t.Fatal("denied flow's Hits is not worker 1's counter of rule 0, bumped once")
+	}
+	// A traced packet decides the same and is not counted.
+	tr := &Trace{}
+	if ok, p, f = fx.run(1, deny, tr); ok || p.Reason != DropACLDenied || f.Act.Hits.Load() != 1 {
+		t.Fatalf("traced denied flow: ok %v, reason %v, hits %d (want 1: traces are not counted)", ok, p.Reason, f.Act.Hits.Load())
 	}
 	if len(tr.Events) != 1 || tr.Events[0].Stage != "acl" || tr.Events[0].Decision != "deny" ||
 		!strings.Contains(tr.Events[0].Detail, "rules[0]") || !strings.Contains(tr.Events[0].Detail, "10000-10999") {
@@ -592,8 +596,8 @@ func TestACLStepAllowDeny(t *testing.T) {
 	if tr.Events[0].Decision != "deny" || !strings.Contains(tr.Events[0].Detail, "default") {
 		t.Fatalf("trace %+v", tr.Events)
 	}
-	if got := set.Hits(); fmt.Sprint(got) != "[1 1 1]" {
-		t.Fatalf("Hits = %v", got)
+	if got := set.Hits(); fmt.Sprint(got) != "[1 1 0]" {
+		t.Fatalf("Hits = %v, want [1 1 0] (the default's only packet was traced)", got)
 	}
 
 	fx.set.Store(nil)
@@ -633,10 +637,13 @@ func TestACLStepEstablished(t *testing.T) {
 		t.Fatal("the cached denial of the reply stayed valid after the forward flow was allowed")
 	}
 
-	tr := &Trace{}
-	ok, p, r := fx.run(1, reply, tr)
+	ok, p, r := fx.run(1, reply, nil)
 	if !ok || p.Verdict != VerdictNone {
 		t.Fatalf("reply of an allowed flow denied: %v", p.Reason)
+	}
+	tr := &Trace{}
+	if ok, _, _ := fx.run(1, reply, tr); !ok {
+		t.Fatal("traced reply of an allowed flow denied")
 	}
 	set := fx.set.Load()
 	if r.Act.Hits != set.estCounter(1) || set.EstablishedHits() != 1 || r.Act.Touch != f.Act.Touch ||
