@@ -542,12 +542,23 @@ func TestGatewayLearnsSources(t *testing.T) {
 	s := gwUDP("10.0.10.5", "10.0.20.7", 64, "x")
 	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // miss
 	delete(learned, gwL2Key{10, gwHostMAC})
-	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // hit
-	if g.Cache().Stats().Hits != 1 {
-		t.Fatalf("second packet did not hit: %+v", g.Cache().Stats())
+	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // hit, same second: not learned again
+	if _, ok := learned[gwL2Key{10, gwHostMAC}]; ok {
+		t.Errorf("the same source was learned twice in one clock second")
+	}
+	e.clock.Add(1)
+	gwRun(g, gwParse(t, gwBuild(s), 3, 10)) // hit, next second
+	if g.Cache().Stats().Hits != 2 {
+		t.Fatalf("later packets did not hit: %+v", g.Cache().Stats())
 	}
 	if port, ok := learned[gwL2Key{10, gwHostMAC}]; !ok || port != 3 {
 		t.Errorf("a cache hit did not learn the source: %v", learned)
+	}
+	// A move to another port is learned at once.
+	delete(learned, gwL2Key{10, gwHostMAC})
+	gwRun(g, gwParse(t, gwBuild(s), 5, 10))
+	if port := learned[gwL2Key{10, gwHostMAC}]; port != 5 {
+		t.Errorf("a move to port 5 was not learned at once: %v", learned)
 	}
 	other := s
 	other.dstMAC, other.srcMAC = MAC{2, 0, 0, 0, 0, 0x99}, MAC{2, 0, 0, 0, 0, 0x98}

@@ -21,6 +21,9 @@ import (
 type GatewayStage struct {
 	r     *Router
 	learn L2Learner
+	// last is the source last learned: a run of frames from one host
+	// (the usual case) is learned once per clock second.
+	last learned
 	steps []GatewayStep
 	cache *FlowCache
 	gen   func() uint64
@@ -49,6 +52,24 @@ func NewGatewayStage(r *Router, steps []GatewayStep, cache *FlowCache, gen func(
 // L2Learner learns where a source MAC address lives (the switch's FDB).
 type L2Learner interface {
 	Learn(vlan uint16, mac MAC, port uint16)
+}
+
+type learned struct {
+	mac        MAC
+	vlan, port uint16
+	at         uint32
+	ok         bool
+}
+
+// learnFrom learns p's source MAC unless it is the one learned last in
+// the same clock second.
+func (g *GatewayStage) learnFrom(p *Packet, now uint32) {
+	l := learned{mac: MAC(p.Data[6:12]), vlan: p.VLAN, port: p.InPort, at: now, ok: true}
+	if l == g.last {
+		return
+	}
+	g.learn.Learn(l.vlan, l.mac, l.port)
+	g.last = l
 }
 
 // SetLearner makes the stage learn the source MAC of every frame it takes,
@@ -85,7 +106,7 @@ func (g *GatewayStage) Process(b *Batch) {
 			continue
 		}
 		if g.learn != nil {
-			g.learn.Learn(p.VLAN, MAC(p.Data[6:12]), p.InPort)
+			g.learnFrom(p, now)
 		}
 		f := &g.f
 		if !ExtractFlowKey(p, &f.Key) {
