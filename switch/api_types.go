@@ -130,6 +130,9 @@ type WorkerStats struct {
 	// modes) and SleepNs the nanoseconds it spent in them.
 	Sleeps  uint64 `json:"sleeps"`
 	SleepNs uint64 `json:"sleep_ns"`
+	// Pending counts frames the gateway parked while it resolved their
+	// next hop; each later leaves as forwarded or dropped (no_neighbor).
+	Pending uint64 `json:"pending"`
 	// Batches is the number of non-empty RX polls: RxPackets/Batches is
 	// the mean batch size.
 	Batches uint64 `json:"batches"`

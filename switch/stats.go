@@ -111,7 +111,7 @@ func (sw *Switch) rawStats() Stats {
 			ID: w.id, CPU: w.cpu, DropsBy: map[string]uint64{},
 			RxPackets: w.ctr.rx.Load(), TxPackets: w.ctr.tx.Load(),
 			Forwarded: w.ctr.forwarded.Load(), Flooded: w.ctr.flooded.Load(), Replied: w.ctr.replied.Load(),
-			Polls: w.ctr.polls.Load(), Sleeps: w.ctr.sleeps.Load(), SleepNs: w.ctr.sleepNs.Load(), Batches: w.ctr.batches.Load(),
+			Polls: w.ctr.polls.Load(), Sleeps: w.ctr.sleeps.Load(), SleepNs: w.ctr.sleepNs.Load(), Pending: w.ctr.pending.Load(), Batches: w.ctr.batches.Load(),
 			Kicks: w.ctr.kicks.Load(), KickErrors: w.ctr.kickErrors.Load(), FreeFrames: w.ctr.free.Load(),
 		}
 		for r := range w.ctr.drops {
