@@ -23,7 +23,7 @@ type GatewayStage struct {
 	learn L2Learner
 	// last is the source last learned: a run of frames from one host
 	// (the usual case) is learned once per clock second.
-	last learned
+	last  learned
 	steps []GatewayStep
 	cache *FlowCache
 	gen   func() uint64
