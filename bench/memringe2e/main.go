@@ -164,13 +164,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "memringe2e: needs root (namespaces, veth, XDP, AF_PACKET, the memring socket)")
 		return 2
 	}
-	if s.Nice != 0 && os.Getenv(ownSessionEnv) == "" {
-		return reexecInOwnSession(stdout, stderr)
-	}
-	if s.Nice != 0 {
-		if err := os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(s.Nice)), 0); err != nil {
-			fmt.Fprintln(stderr, "memringe2e: autogroup nice (measuring at the scheduler's mercy):", err)
-		}
+	if code, parent := e2e.OwnSession("memringe2e", s.Nice, stdout, stderr); parent {
+		return code
 	}
 	// Signals end the run through ctx so every deferred teardown runs;
 	// "memringe2e cleanup" removes what a SIGKILLed run left.
@@ -489,50 +484,6 @@ func waitQuiet(ctx context.Context, s Settings, log io.Writer) (bool, []float64)
 		}
 	}
 	return false, busy
-}
-
-// ownSessionEnv marks the re-executed harness.
-const ownSessionEnv = "MEMRINGE2E_OWN_SESSION"
-
-// reexecInOwnSession runs this command again as the leader of a new
-// session. With sched_autogroup on (Debian's default) niceness only ranks
-// threads within one session's group, and each session's group gets an
-// equal share of a core: other engineers' benchmarks in their own
-// sessions would take half of each core whatever our nice. A session of
-// our own, whose autogroup we give our niceness (/proc/self/autogroup),
-// holds only the harness, vswitchd and the generator. The parent stays in the caller's
-// session and forwards SIGINT/SIGTERM, so ^C still ends the run cleanly.
-func reexecInOwnSession(stdout, stderr io.Writer) int {
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(stderr, "memringe2e: find own binary:", err)
-		return 1
-	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	cmd.Env = append(os.Environ(), ownSessionEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
-	// Forward ^C / SIGTERM; the child tears down and exits.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(stderr, "memringe2e: re-exec in own session:", err)
-		return 1
-	}
-	go func() {
-		for s := range sig {
-			cmd.Process.Signal(s)
-		}
-	}()
-	if err := cmd.Wait(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		return 1
-	}
-	return 0
 }
 
 // pinThread binds the calling thread to cpu. The caller has locked its

@@ -65,7 +65,7 @@ type Settings struct {
 	// to be idle (< quietBusyPct busy for 3 s in a row).
 	QuietWaitS float64 `json:"quiet_wait_s"`
 	// Nice is the niceness of the harness and its children (generator,
-	// vswitchd), in a session of their own (see reexecInOwnSession);
+	// vswitchd), in a session of their own (see e2e.OwnSession);
 	// 0 leaves it alone.
 	Nice      int `json:"nice"`
 	dur       time.Duration
@@ -173,13 +173,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "routed: needs root (namespaces, veth, XDP, nft)")
 		return 2
 	}
-	if s.Nice != 0 && os.Getenv(ownSessionEnv) == "" {
-		return reexecInOwnSession(stdout, stderr)
-	}
-	if s.Nice != 0 {
-		if err := setAutogroupNice(s.Nice); err != nil {
-			fmt.Fprintln(stderr, "routed: autogroup nice (measuring at the scheduler's mercy):", err)
-		}
+	if code, parent := e2e.OwnSession("routed", s.Nice, stdout, stderr); parent {
+		return code
 	}
 	// Signals end the run through ctx, so every deferred teardown runs;
 	// "routed cleanup" removes what a SIGKILLed run left.
