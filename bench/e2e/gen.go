@@ -83,9 +83,17 @@ func RunGenerator(ctx context.Context, cfg GenConfig) (GenResult, error) {
 	}
 	defer gp.Close()
 
+	return sendLive(ctx, gp, frame, ifc.Index, cfg.Ifname, cfg.Duration, cfg.CallTime)
+}
+
+// sendLive runs gp over frame as live frames out of interface ifindex for
+// dur, in BPF_PROG_RUN calls sized to last about callTime each, and
+// measures what it sent and the CPUs' busy share meanwhile.
+func sendLive(ctx context.Context, gp *GenProgram, frame []byte, ifindex int, ifname string, dur, callTime time.Duration) (GenResult, error) {
+	var res GenResult
 	opts := ebpf.RunOptions{
 		Data:    frame,
-		Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifc.Index)},
+		Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifindex)},
 		Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 	}
 	cpu0, err := ReadCPUTimes()
@@ -93,7 +101,7 @@ func RunGenerator(ctx context.Context, cfg GenConfig) (GenResult, error) {
 		return res, err
 	}
 	start := time.Now()
-	end := start.Add(cfg.Duration)
+	end := start.Add(dur)
 	var rate float64 // packets per second of the last call
 	for ctx.Err() == nil {
 		now := time.Now()
@@ -103,12 +111,12 @@ func RunGenerator(ctx context.Context, cfg GenConfig) (GenResult, error) {
 		}
 		want := float64(1 << 16) // first call: probe the rate
 		if rate > 0 {
-			want = rate * min(left, cfg.CallTime).Seconds()
+			want = rate * min(left, callTime).Seconds()
 		}
 		opts.Repeat = uint32(max(4096, min(want, math.MaxUint32)))
 		before := res.Sent
 		if _, err := gp.Prog.Run(&opts); err != nil {
-			return res, fmt.Errorf("BPF_PROG_RUN live frames on %s: %w", cfg.Ifname, err)
+			return res, fmt.Errorf("BPF_PROG_RUN live frames on %s: %w", ifname, err)
 		}
 		res.Calls++
 		if res.Sent, err = gp.Sent.Read(); err != nil {

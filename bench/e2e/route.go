@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os/signal"
 	"syscall"
@@ -16,7 +15,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
-	"golang.org/x/sys/unix"
 )
 
 // RoutedGenConfig is the generator for a device under test that routes:
@@ -195,51 +193,7 @@ func RunRoutedGenerator(ctx context.Context, cfg RoutedGenConfig) (GenResult, er
 	}
 	defer gp.Close()
 
-	opts := ebpf.RunOptions{
-		Data:    frame,
-		Context: xdpMD{DataEnd: uint32(len(frame)), IngressIfindex: uint32(ifc.Index)},
-		Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-	}
-	cpu0, err := ReadCPUTimes()
-	if err != nil {
-		return res, err
-	}
-	start := time.Now()
-	end := start.Add(cfg.Duration)
-	var rate float64 // packets per second of the last call
-	for ctx.Err() == nil {
-		now := time.Now()
-		left := end.Sub(now)
-		if left <= 0 {
-			break
-		}
-		want := float64(1 << 16) // first call: probe the rate
-		if rate > 0 {
-			want = rate * min(left, cfg.CallTime).Seconds()
-		}
-		opts.Repeat = uint32(max(4096, min(want, math.MaxUint32)))
-		before := res.Sent
-		if _, err := gp.Prog.Run(&opts); err != nil {
-			return res, fmt.Errorf("BPF_PROG_RUN live frames on %s: %w", cfg.Ifname, err)
-		}
-		res.Calls++
-		if res.Sent, err = gp.Sent.Read(); err != nil {
-			return res, err
-		}
-		if d := time.Since(now).Seconds(); d > 0 {
-			rate = float64(res.Sent-before) / d
-		}
-	}
-	res.Elapsed = time.Since(start).Seconds()
-	cpu1, err := ReadCPUTimes()
-	if err != nil {
-		return res, err
-	}
-	res.CPUBusy = BusyPercent(cpu0, cpu1)
-	if res.Elapsed > 0 {
-		res.Mpps = float64(res.Sent) / res.Elapsed / 1e6
-	}
-	return res, nil
+	return sendLive(ctx, gp, frame, ifc.Index, cfg.Ifname, cfg.Duration, cfg.CallTime)
 }
 
 // RoutedGenArgs renders the flags of RoutedGenMain for cfg: GenArgs plus
