@@ -59,6 +59,11 @@ type WorkerSpec struct {
 	// IdleSpins is how many empty polls adaptive mode makes before it
 	// blocks (default 2000).
 	IdleSpins int `yaml:"idle_spins" json:"idle_spins"`
+	// ControlCPUs is where vswitchd runs everything that is not a worker:
+	// the API, housekeeping and the Go runtime's own threads. Empty: the
+	// CPUs the daemon was started on minus the workers' CPUs (all of them
+	// when that leaves none).
+	ControlCPUs []int `yaml:"control_cpus" json:"control_cpus"`
 }
 
 // FDBSpec configures the L2 forwarding database.
@@ -228,6 +233,11 @@ func (c *Config) Validate() error {
 	case PollBusy, PollAdaptive, PollInterrupt:
 	default:
 		return fieldErr("workers.poll_mode", "%q is not one of busy, adaptive, interrupt", c.Workers.PollMode)
+	}
+	for i, cpu := range c.Workers.ControlCPUs {
+		if cpu < 0 || cpu >= 1024 {
+			return fieldErr(fmt.Sprintf("workers.control_cpus[%d]", i), "%d is not a CPU number", cpu)
+		}
 	}
 	if c.Workers.IdleSpins < 0 {
 		return fieldErr("workers.idle_spins", "must not be negative")

@@ -156,6 +156,8 @@ func TestParseConfigFieldErrors(t *testing.T) {
 		{"workers_cpus_len", "workers: {count: 2, cpus: [1]}", "workers.cpus"},
 		{"workers_cpu_neg", "workers: {count: 2, cpus: [1, -1]}", "workers.cpus[1]"},
 		{"workers_cpu_big", "workers: {cpus: [1024]}", "workers.cpus[0]"},
+		{"control_cpu_neg", "workers: {control_cpus: [0, -2]}", "workers.control_cpus[1]"},
+		{"control_cpu_big", "workers: {control_cpus: [4096]}", "workers.control_cpus[0]"},
 		{"poll_mode", "workers: {poll_mode: spin}", "workers.poll_mode"},
 		{"idle_spins", "workers: {idle_spins: -5}", "workers.idle_spins"},
 		{"fdb_size_not_pow2", "fdb: {size: 1000}", "fdb.size"},
@@ -354,6 +356,9 @@ func normalizeConfig(c *Config) *Config {
 	if len(n.Workers.CPUs) == 0 {
 		n.Workers.CPUs = nil
 	}
+	if len(n.Workers.ControlCPUs) == 0 {
+		n.Workers.ControlCPUs = nil
+	}
 	if len(n.Ports) == 0 {
 		n.Ports = nil
 	}
@@ -402,6 +407,7 @@ func normalizeConfig(c *Config) *Config {
 func cloneConfig(c *Config) *Config {
 	n := *c
 	n.Workers.CPUs = slices.Clone(c.Workers.CPUs)
+	n.Workers.ControlCPUs = slices.Clone(c.Workers.ControlCPUs)
 	n.Ports = slices.Clone(c.Ports)
 	n.Router.Interfaces = slices.Clone(c.Router.Interfaces)
 	for i := range n.Router.Interfaces {

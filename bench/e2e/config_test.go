@@ -13,11 +13,12 @@ import (
 func TestVswitchdConfigParses(t *testing.T) {
 	n := NewNames(4194304) // largest default pid_max
 	c := VswitchdConfig{
-		APISocket: "/tmp/vsb-123/vswitchd.sock",
-		StateFile: "/tmp/vsb-123/state.json",
-		WorkerCPU: 1,
-		PollMode:  "busy",
-		Ports:     []VswitchdPort{{"p0", n.P0}, {"p1", n.P1}},
+		APISocket:   "/tmp/vsb-123/vswitchd.sock",
+		StateFile:   "/tmp/vsb-123/state.json",
+		WorkerCPU:   1,
+		ControlCPUs: []int{0, 2},
+		PollMode:    "busy",
+		Ports:       []VswitchdPort{{"p0", n.P0}, {"p1", n.P1}},
 	}
 	text := c.Render()
 	cfg, err := vswitch.ParseConfig(text)
@@ -29,6 +30,9 @@ func TestVswitchdConfigParses(t *testing.T) {
 	}
 	if cfg.Workers.Count != 1 || len(cfg.Workers.CPUs) != 1 || cfg.Workers.CPUs[0] != 1 || cfg.Workers.PollMode != vswitch.PollBusy {
 		t.Errorf("workers %+v", cfg.Workers)
+	}
+	if len(cfg.Workers.ControlCPUs) != 2 || cfg.Workers.ControlCPUs[0] != 0 || cfg.Workers.ControlCPUs[1] != 2 {
+		t.Errorf("control cpus %v, want [0 2]", cfg.Workers.ControlCPUs)
 	}
 	if len(cfg.Ports) != 2 || cfg.Ports[0].Name != "p0" || cfg.Ports[0].Interface != n.P0 ||
 		cfg.Ports[1].Name != "p1" || cfg.Ports[1].Interface != n.P1 {

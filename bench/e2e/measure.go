@@ -26,7 +26,8 @@ type Options struct {
 	GenCPU   int           // generator core
 	SwCPU    int           // vswitchd worker / testpmd forwarding lcore core
 	// PinSwitch binds every vswitchd thread to SwCPU, as the anchors did for
-	// OVS/testpmd; otherwise only the worker is pinned (by its config).
+	// OVS; otherwise the worker is pinned to SwCPU and the daemon's control
+	// threads to GenCPU by its config, as testpmd's main lcore.
 	PinSwitch bool
 	// GenCommand is the command prefix that runs GenMain in a new process,
 	// e.g. {"/proc/self/exe", "gen"}; "ip netns exec SRC" is put before it.

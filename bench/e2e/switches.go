@@ -71,7 +71,7 @@ func newSwitch(name string, o *Options) (Switch, error) {
 	case CaseTestpmd:
 		return &testpmdSwitch{genCPU: o.GenCPU, cpu: o.SwCPU, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
 	case CaseVswitchd:
-		return &vswitchdSwitch{bin: o.Bin, cpu: o.SwCPU, pinAll: o.PinSwitch,
+		return &vswitchdSwitch{bin: o.Bin, cpu: o.SwCPU, controlCPU: o.GenCPU, pinAll: o.PinSwitch,
 			readyTimeout: o.ReadyTimeout, log: o.Log}, nil
 	}
 	return nil, fmt.Errorf("%w %q (have %v)", ErrUnknownCase, name, AllCases)

@@ -20,8 +20,10 @@ type VswitchdConfig struct {
 	APISocket string
 	StateFile string
 	WorkerCPU int
-	PollMode  string
-	Ports     []VswitchdPort
+	// ControlCPUs, if set, is where the daemon puts its other threads.
+	ControlCPUs []int
+	PollMode    string
+	Ports       []VswitchdPort
 }
 
 // VswitchdPort is one port line of the config.
@@ -35,6 +37,9 @@ func (c VswitchdConfig) Render() []byte {
 	fmt.Fprintf(&b, "api_socket: %s\n", strconv.Quote(c.APISocket))
 	fmt.Fprintf(&b, "state_file: %s\n", strconv.Quote(c.StateFile))
 	fmt.Fprintf(&b, "workers:\n  count: 1\n  cpus: [%d]\n  poll_mode: %s\n", c.WorkerCPU, c.PollMode)
+	if len(c.ControlCPUs) > 0 {
+		fmt.Fprintf(&b, "  control_cpus: %s\n", strings.Join(strings.Fields(fmt.Sprint(c.ControlCPUs)), ", "))
+	}
 	fmt.Fprintf(&b, "ports:\n")
 	for _, p := range c.Ports {
 		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n", strconv.Quote(p.Name), strconv.Quote(p.Interface))
@@ -46,6 +51,7 @@ func (c VswitchdConfig) Render() []byte {
 type vswitchdSwitch struct {
 	bin          string
 	cpu          int
+	controlCPU   int
 	pinAll       bool
 	readyTimeout time.Duration
 	log          io.Writer
@@ -60,6 +66,8 @@ func (v *vswitchdSwitch) Note() string {
 	n := fmt.Sprintf("AF_XDP, 1 busy-poll worker on cpu %d", v.cpu)
 	if v.pinAll {
 		n += ", whole process pinned"
+	} else {
+		n += fmt.Sprintf(", control threads on cpu %d", v.controlCPU)
 	}
 	return n
 }
@@ -84,6 +92,9 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 		WorkerCPU: v.cpu,
 		PollMode:  "busy",
 		Ports:     []VswitchdPort{{"p0", t.P0}, {"p1", t.P1}},
+	}
+	if !v.pinAll {
+		cfg.ControlCPUs = []int{v.controlCPU}
 	}
 	cfgPath := filepath.Join(v.dir, "vswitchd.yaml")
 	if err := os.WriteFile(cfgPath, cfg.Render(), 0o644); err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // clockBase anchors the probes' timestamps: nanoseconds since it on Go's
@@ -63,7 +65,7 @@ func measureLatency(ctx context.Context, ep probeEndpoints, cfg latencyConfig) (
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := pinThread(cfg.CPU); err != nil {
+	if err := affinity.PinLocked(cfg.CPU); err != nil {
 		return res, err
 	}
 

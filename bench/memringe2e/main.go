@@ -40,8 +40,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vswitch/vswitch/bench/e2e"
 )
 
@@ -484,18 +482,6 @@ func waitQuiet(ctx context.Context, s Settings, log io.Writer) (bool, []float64)
 		}
 	}
 	return false, busy
-}
-
-// pinThread binds the calling thread to cpu. The caller has locked its
-// goroutine to the thread. The mask is not restored afterwards: every
-// thread of the harness belongs on the client core.
-func pinThread(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin thread to cpu %d: %w", cpu, err)
-	}
-	return nil
 }
 
 // topCPU lists the processes that used the most CPU recently (ps), so a

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vswitch/vswitch/bench/e2e"
 	"github.com/vswitch/vswitch/memring"
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // sinkCheck keeps the sink's reads of every frame from being optimised away.
@@ -115,7 +116,7 @@ func (p *ringPair) blast(ctx context.Context, size int, dur time.Duration, cpu i
 	head := frame[:min(64, len(frame))]
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := pinThread(cpu); err != nil {
+	if err := affinity.PinLocked(cpu); err != nil {
 		return rep, 0, err
 	}
 

@@ -128,7 +128,7 @@ func parseSettings(mode string, args []string, stderr io.Writer) (Settings, erro
 	fs.DurationVar(&s.duration, "dur", s.duration, "duration of one repetition")
 	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (also testpmd's idle main lcore)")
 	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore)")
-	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu, not just the worker")
+	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu (false: worker on -sw-cpu, control threads on -gen-cpu)")
 	fs.BoolVar(&s.Checksum, "csum", s.Checksum, "valid UDP checksums in generated frames (false: 0)")
 	fs.BoolVar(&s.Micro, "micro", s.Micro, "run the micro benchmarks")
 	fs.BoolVar(&s.E2E, "e2e", s.E2E, "run the end-to-end benchmark")

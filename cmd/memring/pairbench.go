@@ -21,6 +21,7 @@ import (
 
 	"github.com/vswitch/vswitch/memring"
 	"github.com/vswitch/vswitch/pipeline"
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 type pairBenchOpts struct {
@@ -249,7 +250,7 @@ func (o *pairBenchOpts) runParent(cmd *cobra.Command, cpus [2]int) error {
 	// The child dies with us; it has its own process group so a signal to
 	// ours is not a signal to it twice.
 	child.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := startPinned(child, cpus[1]); err != nil {
+	if err := affinity.StartPinned(child, cpus[1]); err != nil {
 		return fmt.Errorf("start receiver: %w", err)
 	}
 	var childDone atomic.Bool
@@ -287,12 +288,12 @@ func (o *pairBenchOpts) runParent(cmd *cobra.Command, cpus [2]int) error {
 		return err
 	}
 	set.Set(cpus[0])
-	if err := setAllThreads(&set); err != nil {
+	if err := affinity.SetAllThreads(&set); err != nil {
 		return err
 	}
 	// Give the process its CPUs back when done (it matters in tests, which
 	// run this in-process).
-	defer setAllThreads(&orig)
+	defer affinity.SetAllThreads(&orig)
 	frame := make([]byte, o.size)
 	buildUDP(frame, o.size, pipeline.MAC{2, 0, 0, 0, 0, 2}, pipeline.MAC{2, 0, 0, 0, 0, 1},
 		[4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1024, 1024)
@@ -482,44 +483,4 @@ func (o *pairBenchOpts) receive() childResult {
 			}
 		}
 	}
-}
-
-// setAllThreads sets the CPU mask of every thread of this process; threads
-// the Go runtime starts later inherit it.
-func setAllThreads(set *unix.CPUSet) error {
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("set CPU affinity of thread %d: %w", tid, err)
-		}
-	}
-	return nil
-}
-
-// startPinned starts cmd from a thread bound to cpu, so the child and all
-// its threads start life on cpu; this thread's mask is restored after.
-func startPinned(cmd *exec.Cmd, cpu int) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return err
-	}
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to cpu %d: %w", cpu, err)
-	}
-	startErr := cmd.Start()
-	if err := unix.SchedSetaffinity(0, &old); err != nil {
-		return fmt.Errorf("restore affinity: %w (start: %v)", err, startErr)
-	}
-	return startErr
 }

@@ -74,7 +74,8 @@ func (h *host) portConf(vlan string) portConf {
 // the test's temp dir.
 type daemonConf struct {
 	pollMode string
-	workers  int // 0 means 1
+	workers  int    // 0 means 1
+	cpus     string // workers.cpus as YAML, e.g. "[1]"; empty: unpinned
 	ports    []portConf
 	extra    string // appended verbatim
 }
@@ -118,6 +119,9 @@ func (d *daemon) writeConfig(t *testing.T, c daemonConf) {
 	fmt.Fprintf(&b, "state_file: %s\n", strconv.Quote(d.state))
 	fmt.Fprintf(&b, "log_level: info\n")
 	fmt.Fprintf(&b, "workers:\n  count: %d\n  poll_mode: %s\n", max(c.workers, 1), c.pollMode)
+	if c.cpus != "" {
+		fmt.Fprintf(&b, "  cpus: %s\n", c.cpus)
+	}
 	if len(c.ports) > 0 {
 		b.WriteString("ports:\n")
 	}

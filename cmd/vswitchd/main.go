@@ -129,6 +129,15 @@ func run(cfg *vswitch.Config) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
+	pl, err := vswitch.PlaceThreads(cfg.Workers)
+	if err != nil {
+		return err
+	}
+	log.Info("control threads placed", zap.Ints("control_cpus", pl.ControlCPUs),
+		zap.Ints("worker_cpus", cfg.Workers.CPUs), zap.Int("gomaxprocs", pl.GOMAXPROCS))
+	if len(pl.Overlap) > 0 {
+		log.Warn("workers share CPUs with the control threads", zap.Ints("cpus", pl.Overlap))
+	}
 	sw, err := vswitch.New(cfg, log)
 	if err != nil {
 		return err
