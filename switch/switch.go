@@ -52,6 +52,11 @@ type Switch struct {
 	memByName sync.Map
 }
 
+// txBudget is the copy-mode frames one TX kick may send: a worker's whole
+// batch (64) and what a second poll adds while the kernel is busy, so a
+// flush is one sendto instead of a kick per 32 frames.
+const txBudget = 256
+
 // bindRetry bounds how long AddPort waits for the kernel to release a queue.
 const bindRetry = 3 * time.Second
 
@@ -256,7 +261,7 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		// and answers EBUSY until then; retry briefly on the control path.
 		for deadline := time.Now().Add(bindRetry); ; {
 			w.do(func(w *Worker) {
-				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: 0})
+				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: txBudget})
 				if serr != nil {
 					return
 				}

@@ -43,6 +43,9 @@ type Socket struct {
 	ZeroCopy bool
 	// NeedWakeup says the kernel accepted XDP_USE_NEED_WAKEUP.
 	NeedWakeup bool
+	// TxBudget is the copy-mode frames per sendto the kernel accepted
+	// (XDP_MAX_TX_SKB_BUDGET); 0: the kernel's default of 32.
+	TxBudget int
 
 	touch uint32 // keeps Receive's prefetching loads alive
 
@@ -114,8 +117,14 @@ func NewSocket(u *Umem, cfg SocketConfig) (*Socket, error) {
 		}
 	}
 	if cfg.TxBudget > 0 {
-		// Newer kernels only; the default of 32 frames per sendto stays otherwise.
-		_ = unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, cfg.TxBudget)
+		// Kernels before 6.17 lack the option (ENOPROTOOPT) and keep
+		// their 32 frames per sendto; the kernel bounds it by the TX ring.
+		budget := min(cfg.TxBudget, int(cfg.TxSize))
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, budget); err == nil {
+			s.TxBudget = budget
+		} else if !errors.Is(err, unix.ENOPROTOOPT) {
+			return nil, fmt.Errorf("new xsk: tx budget %d: %w", budget, err)
+		}
 	}
 	var off unix.XDPMmapOffsets
 	if err := getsockopt(fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {

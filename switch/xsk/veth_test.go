@@ -316,3 +316,56 @@ func (p *packetSniffer) waitFor(want []byte, timeout time.Duration) ([]byte, err
 		}
 	}
 }
+
+// TestVethTxBudget: in copy mode the kernel sends 32 frames per sendto
+// unless the socket raised XDP_MAX_TX_SKB_BUDGET (Linux 6.17+). A flush of
+// 64 frames is then one kick instead of two or more; either way every frame
+// completes.
+func TestVethTxBudget(t *testing.T) {
+	netnstest.RequirePriv(t)
+	ns := netnstest.NewNS(t)
+	out := netnstest.NewVeth(t, ns)
+	idx := ifindex(t, out.Host)
+	for _, budget := range []int{0, 64} {
+		u, err := NewUmem(UmemConfig{NumFrames: 256, FrameSize: 2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newSocket(t, u, SocketConfig{Ifindex: idx, RxSize: 64, TxSize: 64, FillSize: 64, CompSize: 64,
+			Bind: BindCopy, TxBudget: budget})
+		if budget > 0 && s.TxBudget != budget {
+			if s.TxBudget != 0 {
+				t.Fatalf("TxBudget = %d, want %d", s.TxBudget, budget)
+			}
+			t.Logf("kernel lacks XDP_MAX_TX_SKB_BUDGET; the default of 32 applies")
+		}
+		free := u.Free()
+		for i := 0; i < 64; i++ {
+			a, ok := u.Get()
+			if !ok {
+				t.Fatal("UMEM empty")
+			}
+			f := udpFrame(t, out.MAC, i, 64)
+			copy(u.Frame(a, uint32(len(f))), f)
+			if !s.Enqueue(a, uint32(len(f))) {
+				t.Fatalf("Enqueue %d refused", i)
+			}
+		}
+		s.Flush()
+		netnstest.Eventually(t, 5*time.Second, time.Millisecond, "64 TX completions", func() (bool, string) {
+			s.Complete()
+			return u.Free() == free, fmt.Sprintf("free %d, want %d; pending %d", u.Free(), free, s.TxPending())
+		})
+		switch {
+		case s.TxBudget >= 64 && s.Kicks != 1:
+			t.Errorf("budget %d: %d kicks for 64 frames, want 1", s.TxBudget, s.Kicks)
+		case s.TxBudget == 0 && s.Kicks < 2:
+			t.Errorf("default budget: %d kicks for 64 frames, want >= 2", s.Kicks)
+		}
+		t.Logf("budget %d (asked %d): %d kicks for 64 frames", s.TxBudget, budget, s.Kicks)
+		s.Close()
+		if err := u.Close(); err != nil {
+			t.Errorf("Umem.Close: %v", err)
+		}
+	}
+}
