@@ -324,9 +324,11 @@ func (p *packetSniffer) waitFor(want []byte, timeout time.Duration) ([]byte, err
 func TestVethTxBudget(t *testing.T) {
 	netnstest.RequirePriv(t)
 	ns := netnstest.NewNS(t)
-	out := netnstest.NewVeth(t, ns)
-	idx := ifindex(t, out.Host)
 	for _, budget := range []int{0, 64} {
+		// A veth each: the kernel frees a queue some time after its
+		// socket closed, and a bind meanwhile fails with EBUSY.
+		out := netnstest.NewVeth(t, ns)
+		idx := ifindex(t, out.Host)
 		u, err := NewUmem(UmemConfig{NumFrames: 256, FrameSize: 2048})
 		if err != nil {
 			t.Fatal(err)
