@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -206,6 +207,15 @@ type HostInfo struct {
 	// LoadAvg is /proc/loadavg when the run started: other work on the
 	// machine skews rates, and this makes such a run recognisable.
 	LoadAvg string `json:"loadavg"`
+	// CPUShare is the share of wall time (percent) a pinned spinning
+	// thread got on each core, all cores at once, for 1 s when the run
+	// started (CPUShare): what the host left this guest.
+	CPUShare []float64 `json:"cpu_share_pct"`
+}
+
+// ShareLine is the report line for CPUShare.
+func (h HostInfo) ShareLine() string {
+	return "- CPU share at start (a pinned spinning thread per core, 1 s): " + FormatCPUShare(h.CPUShare) + "\n"
 }
 
 // ReadHostInfo collects kernel release, CPU model and core count.
@@ -221,6 +231,7 @@ func ReadHostInfo() HostInfo {
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
 		h.LoadAvg = strings.TrimSpace(string(data))
 	}
+	h.CPUShare = CPUShare(h.Cores, time.Second)
 	return h
 }
 

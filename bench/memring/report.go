@@ -82,6 +82,7 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# memring vs memif, process to process\n\n")
 	fmt.Fprintf(&b, "- date: %s\n- kernel: %s\n- cpu: %s, %d cores\n- load average at start: %s\n- go: %s\n",
 		r.Date, r.Host.Kernel, r.Host.CPUModel, r.Host.Cores, r.Host.LoadAvg, r.Host.GoVersion)
+	b.WriteString(r.Host.ShareLine())
 	if r.Commit != "" {
 		fmt.Fprintf(&b, "- commit: %s\n", r.Commit)
 	}

@@ -162,6 +162,7 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "# memring end to end: container -> vswitchd -> container, memring vs veth + AF_XDP\n\n")
 	fmt.Fprintf(&b, "- date: %s\n- machine: %s (%s)\n- load average at start: %s\n- go: %s\n",
 		r.Date, r.Machine, r.Host.CPUModel, r.Host.LoadAvg, r.Host.GoVersion)
+	b.WriteString(r.Host.ShareLine())
 	if r.Commit != "" {
 		fmt.Fprintf(&b, "- commit: %s\n", r.Commit)
 	}

@@ -168,6 +168,7 @@ func (r *Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- run with: `make bench-routed` (this run: `%s`)\n", r.Command)
 	fmt.Fprintf(&b, "- load average at start / end: %s / %s\n", r.Host.LoadAvg, r.LoadAvgEnd)
+	b.WriteString(r.Host.ShareLine())
 	fmt.Fprintf(&b, "- %d B UDP frames, %d x %s per case and flow count, generator on cpu %d, vswitchd on cpu %d; "+
 		"harness, generator and vswitchd at nice %d in a session of their own (autogroup niceness too)\n",
 		s.Size, s.Reps, s.dur, gen, sw, s.Nice)
