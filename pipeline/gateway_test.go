@@ -567,3 +567,24 @@ func TestGatewayLearnsSources(t *testing.T) {
 		t.Error("learned from a frame not for the router (that is the L2 stage's job)")
 	}
 }
+
+func TestFlowActionDescribe(t *testing.T) {
+	mac := func(b byte) MAC { return MAC{2, 0, 0, 0, 0, b} }
+	for _, c := range []struct {
+		a    FlowAction
+		name func(uint16) string
+		want string
+	}{
+		{FlowAction{Verdict: VerdictDrop, Reason: DropACLDenied}, nil, "drop"},
+		{FlowAction{Verdict: VerdictForward, Ops: OpSetMACs | OpDecTTL, SrcMAC: mac(1), DstMAC: mac(2), OutVLAN: 2, OutPort: 1}, nil,
+			"set_eth(src=02:00:00:00:00:01,dst=02:00:00:00:00:02),dec_ttl,vlan=2,output:1"},
+		// A hop that only switches (no rewrite) says so: no set_eth, no dec_ttl.
+		{FlowAction{Verdict: VerdictForward, OutVLAN: 7, OutPort: 3}, func(p uint16) string { return "p" + string(rune('0'+p)) },
+			"vlan=7,output:p3"},
+		{FlowAction{Verdict: VerdictForward, Ops: OpDecTTL, OutVLAN: 1, OutPort: 0}, nil, "dec_ttl,vlan=1,output:0"},
+	} {
+		if got := c.a.Describe(c.name); got != c.want {
+			t.Errorf("Describe(%+v) = %q, want %q", c.a, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 )
 
@@ -220,20 +221,32 @@ type TraceAction struct {
 }
 
 func traceAction(a *FlowAction) *TraceAction {
-	t := &TraceAction{Verdict: a.Verdict.String(), OutPort: int(a.OutPort), OutVLAN: a.OutVLAN}
+	t := &TraceAction{Verdict: a.Verdict.String(), OutPort: int(a.OutPort), OutVLAN: a.OutVLAN, Actions: a.Describe(nil)}
 	if a.Verdict == VerdictDrop {
 		t.Reason, t.OutPort = a.Reason.String(), -1
-		t.Actions = "drop"
-		return t
 	}
+	return t
+}
+
+// Describe renders the action list in the order Apply runs it, e.g.
+// "set_eth(src=..,dst=..),dec_ttl,vlan=2,output:1", or "drop". portName
+// names the output port; nil prints its number.
+func (a *FlowAction) Describe(portName func(uint16) string) string {
+	if a.Verdict == VerdictDrop {
+		return "drop"
+	}
+	var s string
 	if a.Ops&OpSetMACs != 0 {
-		t.Actions += fmt.Sprintf("set_eth(src=%s,dst=%s),", a.SrcMAC, a.DstMAC)
+		s += fmt.Sprintf("set_eth(src=%s,dst=%s),", a.SrcMAC, a.DstMAC)
 	}
 	if a.Ops&OpDecTTL != 0 {
-		t.Actions += "dec_ttl,"
+		s += "dec_ttl,"
 	}
-	t.Actions += fmt.Sprintf("vlan=%d,output:%d", a.OutVLAN, a.OutPort)
-	return t
+	out := strconv.Itoa(int(a.OutPort))
+	if portName != nil {
+		out = portName(a.OutPort)
+	}
+	return s + fmt.Sprintf("vlan=%d,output:%s", a.OutVLAN, out)
 }
 
 // Trace runs a parsed packet (a copy the caller owns; it is rewritten)

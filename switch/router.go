@@ -414,14 +414,17 @@ func flowInfo(worker int, tbl *portTable, e pipeline.FlowEntry) FlowInfo {
 		fi.Key = fmt.Sprintf("in_port=%s%s", in.name, fi.Key[strings.IndexByte(fi.Key, ' '):])
 	}
 	if a.Verdict == pipeline.VerdictDrop {
-		fi.Reason, fi.Actions = a.Reason.String(), "drop"
+		fi.Reason, fi.Actions = a.Reason.String(), a.Describe(nil)
 		return fi
 	}
-	fi.OutPort = fmt.Sprint(a.OutPort)
-	if out := tbl.get(a.OutPort); out != nil {
-		fi.OutPort = out.name
+	name := func(port uint16) string {
+		if p := tbl.get(port); p != nil {
+			return p.name
+		}
+		return fmt.Sprint(port)
 	}
-	fi.Actions = fmt.Sprintf("set_eth(src=%s,dst=%s),dec_ttl,vlan=%d,output:%s", a.SrcMAC, a.DstMAC, a.OutVLAN, fi.OutPort)
+	fi.OutPort = name(a.OutPort)
+	fi.Actions = a.Describe(name)
 	return fi
 }
 
