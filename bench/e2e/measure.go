@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,8 +32,12 @@ type Options struct {
 	PinSwitch bool
 	// GenCommand is the command prefix that runs GenMain in a new process,
 	// e.g. {"/proc/self/exe", "gen"}; "ip netns exec SRC" is put before it.
-	GenCommand   []string
-	Checksum     bool // UDP checksums in generated frames (false: 0)
+	GenCommand []string
+	Checksum   bool // UDP checksums in generated frames (false: 0)
+	// Interleave measures in rounds: each round starts every case in turn
+	// and measures one repetition of each size and flow count, so a slow
+	// spell of the host spreads over all cases instead of landing on one.
+	Interleave   bool
 	ReadyTimeout time.Duration
 	PingTimeout  time.Duration
 	Log          io.Writer // progress lines; nil discards
@@ -133,14 +138,59 @@ func Run(ctx context.Context, o Options) (results []CaseResult, err error) {
 			err = errors.Join(err, fmt.Errorf("tear down topology: %w", cerr))
 		}
 	}()
-	for _, c := range o.Cases {
-		rs, cerr := runCase(ctx, &o, topo, c)
-		results = append(results, rs...)
-		if cerr != nil {
-			return results, fmt.Errorf("interrupted: %w", cerr)
+	if !o.Interleave {
+		for _, c := range o.Cases {
+			rs, cerr := runCase(ctx, &o, topo, c)
+			results = append(results, rs...)
+			if cerr != nil {
+				return results, fmt.Errorf("interrupted: %w", cerr)
+			}
+		}
+		return results, nil
+	}
+	one := o
+	one.Reps = 1
+	broken := map[string]bool{} // measured nothing in a round: not retried
+	for round := 1; round <= o.Reps; round++ {
+		fmt.Fprintf(o.Log, "round %d of %d\n", round, o.Reps)
+		for _, c := range o.Cases {
+			if broken[c] {
+				continue
+			}
+			rs, cerr := runCase(ctx, &one, topo, c)
+			results = mergeRound(results, rs)
+			if cerr != nil {
+				return results, fmt.Errorf("interrupted: %w", cerr)
+			}
+			broken[c] = !slices.ContainsFunc(rs, func(r CaseResult) bool { return len(r.Reps) > 0 })
 		}
 	}
 	return results, nil
+}
+
+// mergeRound adds one round's results to the run's: repetitions, errors and
+// warnings accumulate per case, size and flow count; the diagnostics are
+// the latest.
+func mergeRound(all, round []CaseResult) []CaseResult {
+	for _, r := range round {
+		i := slices.IndexFunc(all, func(a CaseResult) bool {
+			return a.Case == r.Case && a.Size == r.Size && a.Flows == r.Flows
+		})
+		if i < 0 {
+			all = append(all, r)
+			continue
+		}
+		a := &all[i]
+		a.Reps = append(a.Reps, r.Reps...)
+		if r.Error != "" && !strings.Contains(a.Error, r.Error) {
+			a.Error = strings.TrimPrefix(a.Error+"; "+r.Error, "; ")
+		}
+		a.Warnings = append(a.Warnings, r.Warnings...)
+		if r.Diagnostics != "" {
+			a.Diagnostics = r.Diagnostics
+		}
+	}
+	return all
 }
 
 // runCase measures one case at every size and flow count. The returned error

@@ -81,6 +81,7 @@ type Settings struct {
 	GenCPU         int      `json:"gen_cpu"`
 	SwCPU          int      `json:"switch_cpu"`
 	PinSwitch      bool     `json:"pin_switch"`
+	Interleave     bool     `json:"interleave"`
 	Checksum       bool     `json:"udp_checksum"`
 	Micro          bool     `json:"micro"`
 	MicroBenchtime string   `json:"micro_benchtime,omitempty"`
@@ -97,7 +98,7 @@ func defaultSettings(mode string) Settings {
 	s := Settings{
 		Mode: mode, Bin: "bin", Cases: e2e.DefaultCases,
 		Sizes: []int{64, 1500}, Flows: []int{1, 1000}, Reps: 3, duration: 10 * time.Second,
-		GenCPU: 0, SwCPU: 1, PinSwitch: true, Checksum: true, E2E: true,
+		GenCPU: 0, SwCPU: 1, PinSwitch: true, Interleave: true, Checksum: true, E2E: true,
 		MicroCount: 1, MicroPackages: []string{"./bench/", "./pipeline/", "./switch/", "./peephole/"},
 	}
 	switch mode {
@@ -129,6 +130,7 @@ func parseSettings(mode string, args []string, stderr io.Writer) (Settings, erro
 	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (also testpmd's idle main lcore)")
 	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore)")
 	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu (false: worker on -sw-cpu, control threads on -gen-cpu)")
+	fs.BoolVar(&s.Interleave, "interleave", s.Interleave, "measure in rounds, one repetition of every case per round (false: all repetitions of a case in a row)")
 	fs.BoolVar(&s.Checksum, "csum", s.Checksum, "valid UDP checksums in generated frames (false: 0)")
 	fs.BoolVar(&s.Micro, "micro", s.Micro, "run the micro benchmarks")
 	fs.BoolVar(&s.E2E, "e2e", s.E2E, "run the end-to-end benchmark")
@@ -224,7 +226,7 @@ func runE2E(ctx context.Context, s Settings, log io.Writer) ([]e2e.CaseResult, e
 	return e2e.Run(ctx, e2e.Options{
 		Bin: s.Bin, Cases: s.Cases, Sizes: s.Sizes, Flows: s.Flows, Reps: s.Reps,
 		Duration: s.duration, GenCPU: s.GenCPU, SwCPU: s.SwCPU, PinSwitch: s.PinSwitch,
-		GenCommand: []string{exe, "gen"}, Checksum: s.Checksum, Log: log,
+		GenCommand: []string{exe, "gen"}, Checksum: s.Checksum, Interleave: s.Interleave, Log: log,
 	})
 }
 

@@ -58,8 +58,12 @@ func (r *Report) Markdown() string {
 			"sink: XDP_DROP on the destination veth, counted by the program. "+
 			"rx = sink count / generator time. CPU %% = busy share over the sending window. "+
 			"Switch under test: core %d. Kernel switches (bridge, XDP redirect) run inline in the "+
-			"generator's softirq on core %d (closed loop: gen tx = rx).\n\n",
+			"generator's softirq on core %d (closed loop: gen tx = rx).",
 			s.GenCPU, time.Duration(s.DurationS*float64(time.Second)), s.SwCPU, s.GenCPU)
+		if s.Interleave {
+			b.WriteString(" Repetitions are interleaved: each round starts every case in turn and measures one repetition of it, so a slow spell of the host is shared by the cases.")
+		}
+		b.WriteString("\n\n")
 		if r.E2EError != "" {
 			fmt.Fprintf(&b, "**e2e error**: %s\n\n", r.E2EError)
 		}
