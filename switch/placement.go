@@ -59,7 +59,7 @@ func PlaceThreads(spec WorkerSpec) (Placement, error) {
 	}
 	if err := affinity.SetAllThreads(&ctl); err != nil {
 		if len(spec.ControlCPUs) > 0 {
-			return pl, fieldErr("workers.control_cpus", "%v", err)
+			return pl, fieldErr("workers.control_cpus", "cannot run the daemon's threads on CPUs %v: %v", spec.ControlCPUs, err)
 		}
 		return pl, fmt.Errorf("place control threads: %w", err)
 	}

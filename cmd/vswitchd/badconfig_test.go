@@ -45,6 +45,8 @@ func TestBadConfig(t *testing.T) {
 		{name: "bad-vlan-mode", config: "ports:\n  - name: p0\n    interface: vnonexist0\n    vlan: {mode: hybrid}\n", wantField: "ports[0].vlan.mode"},
 		{name: "duplicate-port-name", config: "ports:\n  - name: p0\n    interface: vnonexist0\n  - name: p0\n    interface: vnonexist1\n", wantField: "ports[1].name"},
 		{name: "bad-fdb-size", config: "fdb:\n  size: 1000\n", wantField: "fdb.size"},
+		// A CPU number the config accepts but this machine does not have.
+		{name: "absent-control-cpu", config: "workers:\n  control_cpus: [1023]\n", wantField: "workers.control_cpus"},
 		{name: "bad-metrics-addr", config: "", args: []string{"--metrics-addr", "127.0.0.1:notaport"}, wantField: "metrics-addr"},
 		{name: "bad-log-level-flag", config: "", args: []string{"--log-level", "chatty"}, wantField: "log_level"},
 	}
