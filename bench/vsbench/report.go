@@ -77,10 +77,15 @@ func (r *Report) Markdown() string {
 				b.WriteString("\nRatios of median rx:\n\n")
 				b.WriteString(t)
 			}
+			when := "after the repetitions"
+			if s.Interleave && s.Reps > 1 {
+				// Each round started the switch afresh.
+				when = "after the last round (since that round's start)"
+			}
 			for _, c := range r.results {
 				if c.Diagnostics != "" {
-					fmt.Fprintf(&b, "\n%s %d B %d flows, switch counters after the repetitions:\n\n```\n%s\n```\n",
-						c.Label, c.Size, c.Flows, strings.TrimRight(c.Diagnostics, "\n"))
+					fmt.Fprintf(&b, "\n%s %d B %d flows, switch counters %s:\n\n```\n%s\n```\n",
+						c.Label, c.Size, c.Flows, when, strings.TrimRight(c.Diagnostics, "\n"))
 				}
 			}
 		}
