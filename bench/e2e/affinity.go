@@ -2,16 +2,11 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/vswitch/vswitch/switch/affinity"
 )
-
-// pinCurrentThread locks the calling goroutine to its OS thread and binds
-// that thread to cpu. The caller keeps the thread locked for its lifetime.
-func pinCurrentThread(cpu int) error { return affinity.PinThread(cpu) }
 
 // PinProcess binds every existing thread of this process to cpu and,
 // unless nice is 0, sets its niceness (per thread on Linux). Threads the
@@ -34,7 +29,3 @@ func PinProcess(cpu, nice int) error {
 		return nil
 	})
 }
-
-// startPinned starts cmd with all of the child's threads on cpu (cpu < 0:
-// unpinned).
-func startPinned(cmd *exec.Cmd, cpu int) error { return affinity.StartPinned(cmd, cpu) }

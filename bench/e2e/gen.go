@@ -16,6 +16,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // GenConfig is what the generator sends and for how long.
@@ -52,7 +54,7 @@ func RunGenerator(ctx context.Context, cfg GenConfig) (GenResult, error) {
 		if err := PinProcess(cfg.CPU, 0); err != nil {
 			return res, err
 		}
-		if err := pinCurrentThread(cfg.CPU); err != nil {
+		if err := affinity.PinThread(cfg.CPU); err != nil {
 			return res, err
 		}
 	}

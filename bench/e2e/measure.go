@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // Options select what a run measures.
@@ -357,7 +359,7 @@ func runGenChild(ctx context.Context, o *Options, t *Topology, cfg GenConfig) (G
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second
-	if err := startPinned(cmd, o.GenCPU); err != nil {
+	if err := affinity.StartPinned(cmd, o.GenCPU); err != nil {
 		if cmd.Process != nil {
 			cmd.Process.Kill()
 			cmd.Wait()

@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // RoutedGenConfig is the generator for a device under test that routes:
@@ -169,7 +171,7 @@ func RunRoutedGenerator(ctx context.Context, cfg RoutedGenConfig) (GenResult, er
 		if err := PinProcess(cfg.CPU, 0); err != nil {
 			return res, err
 		}
-		if err := pinCurrentThread(cfg.CPU); err != nil {
+		if err := affinity.PinThread(cfg.CPU); err != nil {
 			return res, err
 		}
 	}

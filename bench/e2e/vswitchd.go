@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // VswitchdConfig is the daemon config the harness writes: one busy-polling
@@ -38,7 +40,12 @@ func (c VswitchdConfig) Render() []byte {
 	fmt.Fprintf(&b, "state_file: %s\n", strconv.Quote(c.StateFile))
 	fmt.Fprintf(&b, "workers:\n  count: 1\n  cpus: [%d]\n  poll_mode: %s\n", c.WorkerCPU, c.PollMode)
 	if len(c.ControlCPUs) > 0 {
-		fmt.Fprintf(&b, "  control_cpus: %s\n", strings.Join(strings.Fields(fmt.Sprint(c.ControlCPUs)), ", "))
+		// A Go int slice prints as "[0 2]"; YAML's flow sequence wants commas.
+		cpus := make([]string, len(c.ControlCPUs))
+		for i, cpu := range c.ControlCPUs {
+			cpus[i] = strconv.Itoa(cpu)
+		}
+		fmt.Fprintf(&b, "  control_cpus: [%s]\n", strings.Join(cpus, ", "))
 	}
 	fmt.Fprintf(&b, "ports:\n")
 	for _, p := range c.Ports {
@@ -117,7 +124,7 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 	if v.pinAll {
 		cpu = v.cpu
 	}
-	if err := startPinned(v.cmd, cpu); err != nil {
+	if err := affinity.StartPinned(v.cmd, cpu); err != nil {
 		if v.cmd.Process != nil {
 			v.cmd.Process.Kill()
 			v.cmd.Wait()

@@ -5,14 +5,16 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	vswitch "github.com/vswitch/vswitch/switch"
+	"github.com/vswitch/vswitch/switch/affinity"
 	"github.com/vswitch/vswitch/switch/netnstest"
 )
 
@@ -59,22 +61,21 @@ func TestThreadPlacement(t *testing.T) {
 	a := newHost(t, "p0", "10.210.12.1")
 	d := startDaemon(t, daemonConf{pollMode: vswitch.PollBusy, cpus: fmt.Sprintf("[%d]", wcpu),
 		ports: []portConf{a.portConf("")}})
-	want := strconv.Itoa(wcpu)
 	netnstest.Eventually(t, 5*time.Second, 20*time.Millisecond, "one worker thread alone on its CPU", func() (bool, string) {
 		masks, err := threadCPUs(d.PID)
 		if err != nil {
 			return false, err.Error()
 		}
 		on := 0
-		for tid, m := range masks {
+		for tid, cpus := range masks {
 			switch {
-			case m == want:
+			case len(cpus) == 1 && cpus[0] == wcpu:
 				on++
-			case strings.Contains(","+expandCPUList(m)+",", ","+want+","):
-				return false, fmt.Sprintf("thread %d may run on worker cpu %s (mask %s); all: %v", tid, want, m, masks)
+			case slices.Contains(cpus, wcpu):
+				return false, fmt.Sprintf("thread %d may run on worker cpu %d (cpus %v); all: %v", tid, wcpu, cpus, masks)
 			}
 		}
-		return on == 1, fmt.Sprintf("%d threads pinned to cpu %s, want 1: %v", on, want, masks)
+		return on == 1, fmt.Sprintf("%d threads pinned to cpu %d, want 1: %v", on, wcpu, masks)
 	})
 	// The daemon still works with its control plane moved.
 	st := d.stats(t)
@@ -83,46 +84,23 @@ func TestThreadPlacement(t *testing.T) {
 	}
 }
 
-// threadCPUs reads Cpus_allowed_list of every thread of pid.
-func threadCPUs(pid int) (map[int]string, error) {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	ents, err := os.ReadDir(dir)
+// threadCPUs returns the CPUs every thread of pid may run on.
+func threadCPUs(pid int) (map[int][]int, error) {
+	out := map[int][]int{}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return nil, err
 	}
-	out := map[int]string{}
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
+			continue
+		}
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
 			continue // the thread exited
 		}
-		tid, _ := strconv.Atoi(e.Name())
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
-				out[tid] = strings.TrimSpace(v)
-			}
-		}
+		out[tid] = affinity.List(&set)
 	}
 	return out, nil
-}
-
-// expandCPUList turns "0-2,5" into "0,1,2,5".
-func expandCPUList(s string) string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err1 := strconv.Atoi(lo)
-		b := a
-		var err2 error
-		if isRange {
-			b, err2 = strconv.Atoi(hi)
-		}
-		if err1 != nil || err2 != nil {
-			return s
-		}
-		for c := a; c <= b; c++ {
-			out = append(out, strconv.Itoa(c))
-		}
-	}
-	return strings.Join(out, ",")
 }
