@@ -52,6 +52,7 @@ ports:
     xdp_mode: skb
     bind: copy
     queues: 4
+    ring_size: 2048
     vlan:
       mode: trunk
       allowed: [10, 20]
@@ -70,10 +71,10 @@ ports:
 		Workers: WorkerSpec{Count: 2, CPUs: []int{2, 3}, PollMode: PollBusy, IdleSpins: DefaultIdleSpins},
 		FDB:     FDBSpec{Size: 4096, Aging: 90 * time.Second},
 		Ports: []PortSpec{
-			{Name: "veth0", Interface: "veth0", Type: "afxdp", XDPMode: "native", Bind: "auto"},
-			{Name: "uplink", Interface: "eth1", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 4,
+			{Name: "veth0", Interface: "veth0", Type: "afxdp", XDPMode: "native", Bind: "auto", RingSize: DefaultRingSize},
+			{Name: "uplink", Interface: "eth1", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 4, RingSize: 2048,
 				VLAN: &VLANSpec{Mode: "trunk", Allowed: []uint16{10, 20}, Native: 30}},
-			{Name: "veth2", Interface: "veth2", Type: "afxdp", XDPMode: "native", Bind: "auto",
+			{Name: "veth2", Interface: "veth2", Type: "afxdp", XDPMode: "native", Bind: "auto", RingSize: DefaultRingSize,
 				VLAN: &VLANSpec{Mode: "access", Tag: 10}},
 		},
 		Peephole: defaultPeephole(),
@@ -176,6 +177,11 @@ func TestParseConfigFieldErrors(t *testing.T) {
 		{"port_bind", "ports: [{interface: eth0, bind: fast}]", "ports[0].bind"},
 		{"port_queues_neg", "ports: [{interface: eth0, queues: -1}]", "ports[0].queues"},
 		{"port_queues_big", "ports: [{interface: eth0, queues: 257}]", "ports[0].queues"},
+		{"port_ring_small", "ports: [{interface: eth0, ring_size: 32}]", "ports[0].ring_size"},
+		{"port_ring_big", "ports: [{interface: eth0, ring_size: 8192}]", "ports[0].ring_size"},
+		{"port_ring_pow2", "ports: [{interface: eth0, ring_size: 1000}]", "ports[0].ring_size"},
+		{"port_ring_neg", "ports: [{interface: eth0, ring_size: -512}]", "ports[0].ring_size"},
+		{"memring_ring_size", "ports: [{name: m, type: memring, ring_size: 512}]", "ports[0].type"},
 		{"vlan_mode", "ports: [{interface: eth0, vlan: {mode: hybrid}}]", "ports[0].vlan.mode"},
 		{"vlan_mode_empty", "ports: [{interface: eth0, vlan: {tag: 3}}]", "ports[0].vlan.mode"},
 		{"vlan_access_tag0", "ports: [{interface: eth0}, {interface: eth1, vlan: {mode: access}}]", "ports[1].vlan.tag"},

@@ -132,7 +132,7 @@ func TestLoadState(t *testing.T) {
 		{name: "vlan_overflow", json: `{"ports": [{"interface": "eth0", "vlan": {"mode": "access", "tag": 70000}}]}`, err: "parse state"},
 		{name: "empty_object", json: `{}`},
 		{name: "defaults_filled", json: `{"ports": [{"interface": "eth0"}]}`,
-			ports: []PortSpec{{Name: "eth0", Interface: "eth0", Type: "afxdp", XDPMode: "native", Bind: "auto"}}},
+			ports: []PortSpec{{Name: "eth0", Interface: "eth0", Type: "afxdp", XDPMode: "native", Bind: "auto", RingSize: DefaultRingSize}}},
 		{name: "bad_interface", json: `{"ports": [{"interface": "eth0"}, {"name": "x"}]}`,
 			err: "ports[1].interface", field: "ports[1].interface"},
 		{name: "bad_vlan_tag", json: `{"ports": [{"interface": "eth0", "vlan": {"mode": "access", "tag": 5000}}]}`,

@@ -252,6 +252,7 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 	// Queues go round-robin over the workers, starting at the least loaded
 	// one, so single-queue ports spread over workers too.
 	first := sw.leastLoadedWorker()
+	ring := uint32(spec.RingSize)
 	for q := 0; q < nq; q++ {
 		w := sw.workers[(first+q)%len(sw.workers)]
 		var sock *xsk.Socket
@@ -261,7 +262,8 @@ func (sw *Switch) AddPort(spec PortSpec) (PortInfo, error) {
 		// and answers EBUSY until then; retry briefly on the control path.
 		for deadline := time.Now().Add(bindRetry); ; {
 			w.do(func(w *Worker) {
-				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: txBudget})
+				sock, serr = xsk.NewSocket(w.umem, xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q, Bind: spec.Bind, TxBudget: txBudget,
+					RxSize: ring, TxSize: ring, FillSize: ring, CompSize: ring})
 				if serr != nil {
 					return
 				}

@@ -192,7 +192,7 @@ func (w *Worker) housekeeping(now time.Time) {
 		if q.sock.TxPending() > 0 {
 			q.sock.Flush()
 		}
-		q.sock.Refill(xsk.DefaultRingSize)
+		q.sock.Refill(q.sock.FillSize())
 		q.sock.WakeRx()
 		kicks += q.sock.Kicks
 		kerr += q.sock.KickErrors

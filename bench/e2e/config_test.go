@@ -18,6 +18,7 @@ func TestVswitchdConfigParses(t *testing.T) {
 		WorkerCPU:   1,
 		ControlCPUs: []int{0, 2},
 		PollMode:    "busy",
+		RingSize:    256,
 		Ports:       []VswitchdPort{{"p0", n.P0}, {"p1", n.P1}},
 	}
 	text := c.Render()
@@ -37,6 +38,11 @@ func TestVswitchdConfigParses(t *testing.T) {
 	if len(cfg.Ports) != 2 || cfg.Ports[0].Name != "p0" || cfg.Ports[0].Interface != n.P0 ||
 		cfg.Ports[1].Name != "p1" || cfg.Ports[1].Interface != n.P1 {
 		t.Errorf("ports %+v", cfg.Ports)
+	}
+	for _, p := range cfg.Ports {
+		if p.RingSize != 256 {
+			t.Errorf("port %s ring_size %d, want 256", p.Name, p.RingSize)
+		}
 	}
 	if !strings.HasPrefix(string(text), "#") {
 		t.Error("config has no header comment saying who wrote it")

@@ -32,6 +32,10 @@ type Options struct {
 	// OVS; otherwise the worker is pinned to SwCPU and the daemon's control
 	// threads to GenCPU by its config, as testpmd's main lcore.
 	PinSwitch bool
+	// RingSize is vswitchd's AF_XDP ring size per port (0: its default);
+	// TestpmdRing is testpmd's --rxd/--txd (0: the PMD's default, 2048).
+	RingSize    int
+	TestpmdRing int
 	// GenCommand is the command prefix that runs GenMain in a new process,
 	// e.g. {"/proc/self/exe", "gen"}; "ip netns exec SRC" is put before it.
 	GenCommand []string

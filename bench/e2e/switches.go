@@ -69,10 +69,10 @@ func newSwitch(name string, o *Options) (Switch, error) {
 	case CaseRedirectMap:
 		return &redirectSwitch{devmap: true}, nil
 	case CaseTestpmd:
-		return &testpmdSwitch{genCPU: o.GenCPU, cpu: o.SwCPU, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
+		return &testpmdSwitch{genCPU: o.GenCPU, cpu: o.SwCPU, ring: o.TestpmdRing, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
 	case CaseVswitchd:
 		return &vswitchdSwitch{bin: o.Bin, cpu: o.SwCPU, controlCPU: o.GenCPU, pinAll: o.PinSwitch,
-			readyTimeout: o.ReadyTimeout, log: o.Log}, nil
+			ring: o.RingSize, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
 	}
 	return nil, fmt.Errorf("%w %q (have %v)", ErrUnknownCase, name, AllCases)
 }

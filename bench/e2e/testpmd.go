@@ -45,7 +45,10 @@ const (
 // once. --stats-period is what keeps a non-interactive testpmd running with
 // stdin at /dev/null: without it, it waits for a key press, reads EOF and
 // exits.
-func TestpmdArgs(p0, p1 string, genCPU, swCPU int, prefix string) []string {
+//
+// ring, if not 0, sets the RX and TX descriptors per queue (--rxd, --txd);
+// 0 keeps net_af_xdp's default of 2048.
+func TestpmdArgs(p0, p1 string, genCPU, swCPU, ring int, prefix string) []string {
 	args := []string{
 		"-l", fmt.Sprintf("%d,%d", genCPU, swCPU), "--main-lcore", strconv.Itoa(genCPU),
 		"--no-pci", "--no-huge", "-m", "1024", "--file-prefix", prefix,
@@ -53,13 +56,21 @@ func TestpmdArgs(p0, p1 string, genCPU, swCPU int, prefix string) []string {
 	for i, p := range []string{p0, p1} {
 		args = append(args, "--vdev", fmt.Sprintf("net_af_xdp%d,iface=%s,start_queue=0,queue_count=1", i, p))
 	}
-	return append(args, "--",
+	args = append(args, "--",
 		"--forward-mode=io", "--nb-cores=1", "--total-num-mbufs=16384", "--auto-start", "--stats-period", "5")
+	if ring > 0 {
+		args = append(args, "--rxd", strconv.Itoa(ring), "--txd", strconv.Itoa(ring))
+	}
+	return args
 }
 
 // testpmdNote is the report note of the case.
-func testpmdNote(swCPU int) string {
-	return fmt.Sprintf("DPDK 22.11 testpmd io, net_af_xdp (copy), 1 fwd lcore on cpu %d", swCPU)
+func testpmdNote(swCPU, ring int) string {
+	n := fmt.Sprintf("DPDK 22.11 testpmd io, net_af_xdp (copy), 1 fwd lcore on cpu %d", swCPU)
+	if ring > 0 {
+		n += fmt.Sprintf(", %d-descriptor rings", ring)
+	}
+	return n
 }
 
 // testpmdReady reports whether the log says forwarding has started.
@@ -85,6 +96,7 @@ func testpmdHint(log []byte) string {
 type testpmdSwitch struct {
 	genCPU       int
 	cpu          int
+	ring         int
 	readyTimeout time.Duration
 	log          io.Writer
 	lookPath     func(string) (string, error) // exec.LookPath; tests replace it
@@ -96,7 +108,7 @@ type testpmdSwitch struct {
 	mountedBpffs bool
 }
 
-func (s *testpmdSwitch) Note() string { return testpmdNote(s.cpu) }
+func (s *testpmdSwitch) Note() string { return testpmdNote(s.cpu, s.ring) }
 
 func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 	look := s.lookPath
@@ -127,7 +139,7 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 		return fmt.Errorf("create log: %w", err)
 	}
 	defer logf.Close() // the child holds its own copy
-	s.cmd = exec.Command(bin, TestpmdArgs(t.P0, t.P1, s.genCPU, s.cpu, s.prefix)...)
+	s.cmd = exec.Command(bin, TestpmdArgs(t.P0, t.P1, s.genCPU, s.cpu, s.ring, s.prefix)...)
 	s.cmd.Stdin = nil // /dev/null
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	// As for vswitchd: own process group (^C reaches the harness only, which

@@ -13,7 +13,7 @@ import (
 
 func TestTestpmdArgs(t *testing.T) {
 	n := NewNames(4242)
-	got := TestpmdArgs(n.P0, n.P1, 0, 1, "vsb39u-testpmd")
+	got := TestpmdArgs(n.P0, n.P1, 0, 1, 0, "vsb39u-testpmd")
 	want := []string{
 		"-l", "0,1", "--main-lcore", "0", "--no-pci", "--no-huge", "-m", "1024", "--file-prefix", "vsb39u-testpmd",
 		"--vdev", "net_af_xdp0,iface=" + n.P0 + ",start_queue=0,queue_count=1",
@@ -24,9 +24,14 @@ func TestTestpmdArgs(t *testing.T) {
 		t.Fatalf("args\n got %q\nwant %q", got, want)
 	}
 	// The main lcore follows the generator core, whatever the order.
-	got = TestpmdArgs("a", "b", 3, 2, "x")
+	got = TestpmdArgs("a", "b", 3, 2, 0, "x")
 	if got[1] != "3,2" || got[3] != "3" {
 		t.Fatalf("lcores %q main %q", got[1], got[3])
+	}
+	// A ring size goes to testpmd's application arguments, after "--".
+	got = TestpmdArgs("a", "b", 0, 1, 512, "x")
+	if tail := got[len(got)-4:]; !reflect.DeepEqual(tail, []string{"--rxd", "512", "--txd", "512"}) {
+		t.Fatalf("ring args %q", tail)
 	}
 }
 
@@ -36,6 +41,10 @@ func TestTestpmdNote(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := sw.Note(), "DPDK 22.11 testpmd io, net_af_xdp (copy), 1 fwd lcore on cpu 1"; got != want {
+		t.Fatalf("note %q, want %q", got, want)
+	}
+	sw, _ = newSwitch(CaseTestpmd, &Options{GenCPU: 0, SwCPU: 1, TestpmdRing: 1024})
+	if got, want := sw.Note(), "DPDK 22.11 testpmd io, net_af_xdp (copy), 1 fwd lcore on cpu 1, 1024-descriptor rings"; got != want {
 		t.Fatalf("note %q, want %q", got, want)
 	}
 	if CaseLabel(CaseTestpmd) != "dpdk-testpmd-io" {

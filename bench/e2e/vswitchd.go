@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	vswitch "github.com/vswitch/vswitch/switch"
 	"github.com/vswitch/vswitch/switch/affinity"
 )
 
@@ -25,7 +26,9 @@ type VswitchdConfig struct {
 	// ControlCPUs, if set, is where the daemon puts its other threads.
 	ControlCPUs []int
 	PollMode    string
-	Ports       []VswitchdPort
+	// RingSize is each port's AF_XDP ring size (0: the daemon's default).
+	RingSize int
+	Ports    []VswitchdPort
 }
 
 // VswitchdPort is one port line of the config.
@@ -50,6 +53,9 @@ func (c VswitchdConfig) Render() []byte {
 	fmt.Fprintf(&b, "ports:\n")
 	for _, p := range c.Ports {
 		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n", strconv.Quote(p.Name), strconv.Quote(p.Interface))
+		if c.RingSize > 0 {
+			fmt.Fprintf(&b, "    ring_size: %d\n", c.RingSize)
+		}
 	}
 	return b.Bytes()
 }
@@ -60,6 +66,7 @@ type vswitchdSwitch struct {
 	cpu          int
 	controlCPU   int
 	pinAll       bool
+	ring         int
 	readyTimeout time.Duration
 	log          io.Writer
 
@@ -76,7 +83,11 @@ func (v *vswitchdSwitch) Note() string {
 	} else {
 		n += fmt.Sprintf(", control threads on cpu %d", v.controlCPU)
 	}
-	return n
+	ring := v.ring
+	if ring == 0 {
+		ring = vswitch.DefaultRingSize
+	}
+	return n + fmt.Sprintf(", %d-descriptor rings", ring)
 }
 
 func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
@@ -98,6 +109,7 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 		StateFile: filepath.Join(v.dir, "state.json"),
 		WorkerCPU: v.cpu,
 		PollMode:  "busy",
+		RingSize:  v.ring,
 		Ports:     []VswitchdPort{{"p0", t.P0}, {"p1", t.P1}},
 	}
 	if !v.pinAll {

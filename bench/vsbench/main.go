@@ -81,6 +81,8 @@ type Settings struct {
 	GenCPU         int      `json:"gen_cpu"`
 	SwCPU          int      `json:"switch_cpu"`
 	PinSwitch      bool     `json:"pin_switch"`
+	RingSize       int      `json:"ring_size,omitempty"`
+	TestpmdRing    int      `json:"testpmd_ring,omitempty"`
 	Interleave     bool     `json:"interleave"`
 	Checksum       bool     `json:"udp_checksum"`
 	Micro          bool     `json:"micro"`
@@ -130,6 +132,8 @@ func parseSettings(mode string, args []string, stderr io.Writer) (Settings, erro
 	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (also testpmd's idle main lcore)")
 	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore)")
 	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu (false: worker on -sw-cpu, control threads on -gen-cpu)")
+	fs.IntVar(&s.RingSize, "ring", s.RingSize, "vswitchd's AF_XDP ring size per port (0: the daemon's default)")
+	fs.IntVar(&s.TestpmdRing, "testpmd-ring", s.TestpmdRing, "testpmd's --rxd/--txd (0: net_af_xdp's default)")
 	fs.BoolVar(&s.Interleave, "interleave", s.Interleave, "measure in rounds, one repetition of every case per round (false: all repetitions of a case in a row)")
 	fs.BoolVar(&s.Checksum, "csum", s.Checksum, "valid UDP checksums in generated frames (false: 0)")
 	fs.BoolVar(&s.Micro, "micro", s.Micro, "run the micro benchmarks")
@@ -226,6 +230,7 @@ func runE2E(ctx context.Context, s Settings, log io.Writer) ([]e2e.CaseResult, e
 	return e2e.Run(ctx, e2e.Options{
 		Bin: s.Bin, Cases: s.Cases, Sizes: s.Sizes, Flows: s.Flows, Reps: s.Reps,
 		Duration: s.duration, GenCPU: s.GenCPU, SwCPU: s.SwCPU, PinSwitch: s.PinSwitch,
+		RingSize: s.RingSize, TestpmdRing: s.TestpmdRing,
 		GenCommand: []string{exe, "gen"}, Checksum: s.Checksum, Interleave: s.Interleave, Log: log,
 	})
 }

@@ -177,7 +177,7 @@ func TestPortList(t *testing.T) {
 func TestPortAdd(t *testing.T) {
 	d := startDaemon(t)
 	t.Run("every flag", func(t *testing.T) {
-		out := d.run("port", "add", "up1", "--interface", "eth5", "--xdp-mode", "skb", "--bind", "copy", "--queues", "2",
+		out := d.run("port", "add", "up1", "--interface", "eth5", "--xdp-mode", "skb", "--bind", "copy", "--queues", "2", "--ring-size", "1024",
 			"--vlan-mode", "trunk", "--vlan-allowed", "10,20", "--vlan-allowed", "30", "--vlan-native", "5", "--spoof-guard").ok(t)
 		golden(t, out, `
 NAME  TYPE   INTERFACE  IFINDEX  MAC                STATE  XDP  BIND  QUEUES  WORKERS  VLAN
@@ -185,7 +185,7 @@ up1   afxdp  eth5       4        02:00:00:00:01:03  up     skb  copy  0,1     0,
 `)
 		ports := d.ctl.Ports()
 		got := ports[len(ports)-1].PortSpec
-		want := vswitch.PortSpec{Name: "up1", Interface: "eth5", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 2,
+		want := vswitch.PortSpec{Name: "up1", Interface: "eth5", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 2, RingSize: 1024,
 			VLAN: &vswitch.VLANSpec{Mode: "trunk", Allowed: []uint16{10, 20, 30}, Native: 5}, SpoofGuard: true}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("daemon got spec %+v, want %+v", got, want)
@@ -221,6 +221,7 @@ func TestPortAddBadArguments(t *testing.T) {
 		{"xdp mode", []string{"p", "--interface", "eth5", "--xdp-mode", "turbo"}, `invalid --xdp-mode: xdp_mode: "turbo" is not one of native, skb`},
 		{"bind", []string{"p", "--interface", "eth5", "--bind", "fast"}, "invalid --bind: bind:"},
 		{"queues", []string{"p", "--interface", "eth5", "--queues", "-1"}, "invalid --queues: queues:"},
+		{"ring size", []string{"p", "--interface", "eth5", "--ring-size", "100"}, "invalid --ring-size: ring_size: 100 is not a power of two"},
 		{"queues not a number", []string{"p", "--interface", "eth5", "--queues", "two"}, `invalid argument "two" for "--queues" flag`},
 		{"vlan mode", []string{"p", "--interface", "eth5", "--vlan-mode", "hybrid"}, "invalid --vlan-mode: vlan.mode:"},
 		{"access without tag", []string{"p", "--interface", "eth5", "--vlan-mode", "access"}, "invalid --vlan-tag: vlan.tag: 0 is not in 1..4094"},

@@ -97,6 +97,7 @@ func dash(s string) string {
 type portAddFlags struct {
 	iface, xdpMode, bind string
 	queues               int
+	ringSize             int
 	vlan                 vlanFlags
 	spoofGuard           bool
 }
@@ -148,6 +149,7 @@ var fieldFlags = map[string]string{
 	"xdp_mode":     "--xdp-mode",
 	"bind":         "--bind",
 	"queues":       "--queues",
+	"ring_size":    "--ring-size",
 	"vlan":         "--vlan-mode",
 	"vlan.mode":    "--vlan-mode",
 	"vlan.tag":     "--vlan-tag",
@@ -187,6 +189,7 @@ func newPortAddCmd(o *options) *cobra.Command {
 	fl.StringVar(&f.xdpMode, "xdp-mode", "native", "XDP attach mode: native or skb")
 	fl.StringVar(&f.bind, "bind", "auto", "AF_XDP bind mode: auto, copy or zerocopy")
 	fl.IntVar(&f.queues, "queues", 0, "use the link's first N queues (0 = all)")
+	fl.IntVar(&f.ringSize, "ring-size", vswitch.DefaultRingSize, fmt.Sprintf("descriptors per AF_XDP ring of each queue, a power of two in 64..%d", vswitch.MaxRingSize))
 	f.vlan.register(cmd)
 	fl.BoolVar(&f.spoofGuard, "spoof-guard", false, "let the port claim only the addresses bound to it (vswitchctl arp/nd add --port)")
 	_ = cmd.RegisterFlagCompletionFunc("xdp-mode", choices("native", "skb"))
@@ -209,7 +212,7 @@ func (f *portAddFlags) spec(cmd *cobra.Command, name string) (vswitch.PortSpec, 
 	if f.iface == "" {
 		return vswitch.PortSpec{}, usageErrorf("required flag --interface not set")
 	}
-	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues, SpoofGuard: f.spoofGuard}
+	spec := vswitch.PortSpec{Name: name, Interface: f.iface, XDPMode: f.xdpMode, Bind: f.bind, Queues: f.queues, RingSize: f.ringSize, SpoofGuard: f.spoofGuard}
 	var err error
 	if spec.VLAN, err = f.vlan.spec(cmd); err != nil {
 		return spec, err

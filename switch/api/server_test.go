@@ -602,7 +602,7 @@ func TestClientSendsValidJSON(t *testing.T) {
 	// The client must send exactly the PortSpec JSON, which the server
 	// decodes strictly; a round trip with every field set proves they agree.
 	cl, _ := start(t, apitest.New())
-	spec := vswitch.PortSpec{Name: "t1", Interface: "eth3", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 3,
+	spec := vswitch.PortSpec{Name: "t1", Interface: "eth3", Type: "afxdp", XDPMode: "skb", Bind: "copy", Queues: 3, RingSize: 1024,
 		VLAN: &vswitch.VLANSpec{Mode: "trunk", Allowed: []uint16{5, 6}, Native: 7}}
 	info, err := cl.AddPort(context.Background(), spec)
 	if err != nil {

@@ -204,6 +204,9 @@ func (s *Socket) FD() int { return s.fd }
 // Umem returns the UMEM the socket's frames live in.
 func (s *Socket) Umem() *Umem { return s.umem }
 
+// FillSize is the number of descriptors of the socket's fill ring.
+func (s *Socket) FillSize() int { return int(s.fill.size) }
+
 // Refill moves up to n frames from the UMEM's free stack to the fill ring.
 func (s *Socket) Refill(n int) int {
 	free := int(s.fill.freeProd(uint32(n)))
