@@ -87,7 +87,10 @@ type Settings struct {
 	// repetition counts as client-bound even when dnsperf itself used
 	// less: on a shared machine other work on that core starves it.
 	ClientCoreBusy float64 `json:"client_bound_core_busy_pct"`
-	dur, idleDur   time.Duration
+	// OpenS is the length of each repetition's open-loop phase (see
+	// openloop.go); 0 skips it.
+	OpenS                 float64 `json:"open_loop_s"`
+	dur, idleDur, openDur time.Duration
 }
 
 func parseSettings(args []string, stderr io.Writer) (Settings, error) {
@@ -95,6 +98,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 		Bin: "bin", Cases: AllCases, Reps: 3, dur: 10 * time.Second, idleDur: 3 * time.Second,
 		Clients: 4, Outstanding: 200, TimeoutS: 1, ProbeRate: 500,
 		ClientCPU: 0, ServerCPU: 1, PollMode: "busy", ClientBound: 0.9, ClientCoreBusy: 95, Nice: -15,
+		openDur: 5 * time.Second,
 	}
 	fs := flag.NewFlagSet("dnsperf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -105,6 +109,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.IntVar(&s.Reps, "reps", s.Reps, "repetitions per case")
 	fs.DurationVar(&s.dur, "dur", s.dur, "dnsperf duration of one repetition (whole seconds)")
 	fs.DurationVar(&s.idleDur, "idle-dur", s.idleDur, "prober-only phase after each repetition (0: none)")
+	fs.DurationVar(&s.openDur, "open-dur", s.openDur, "open-loop phase (XDP query generator, answers counted) after each repetition (0: none)")
 	fs.IntVar(&s.Clients, "clients", s.Clients, "dnsperf -c (client sockets)")
 	fs.IntVar(&s.Outstanding, "outstanding", s.Outstanding, "dnsperf -q (queries in flight)")
 	fs.IntVar(&s.TimeoutS, "timeout", s.TimeoutS, "dnsperf -t: seconds before a query counts as lost")
@@ -152,11 +157,18 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 			return s, err
 		}
 	}
-	s.DurationS, s.IdleS = s.dur.Seconds(), s.idleDur.Seconds()
+	if s.openDur < 0 {
+		return s, errors.New("-open-dur must not be negative")
+	}
+	s.DurationS, s.IdleS, s.OpenS = s.dur.Seconds(), s.idleDur.Seconds(), s.openDur.Seconds()
 	return s, nil
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	// The open-loop phase runs the generator as a child of this binary.
+	if len(args) > 0 && args[0] == "gen" {
+		return e2e.GenMain(args[1:], stdout, stderr)
+	}
 	s, err := parseSettings(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -54,6 +54,14 @@ type Summary struct {
 	SwitchCapacity float64   `json:"switch_capacity_qps_estimate,omitempty"`
 	ClientBound    int       `json:"client_bound_reps"`
 	CPUBusy        []float64 `json:"cpu_busy_pct"`
+	// OpenQPS* are answers per second in the open-loop phase (min, median,
+	// max over the repetitions that ran it); OpenGenMpps the median query
+	// rate offered meanwhile.
+	OpenN       int     `json:"open_loop_n,omitempty"`
+	OpenQPSMin  float64 `json:"open_loop_qps_min,omitempty"`
+	OpenQPS     float64 `json:"open_loop_qps_median,omitempty"`
+	OpenQPSMax  float64 `json:"open_loop_qps_max,omitempty"`
+	OpenGenMpps float64 `json:"open_loop_gen_mpps,omitempty"`
 }
 
 func summarize(reps []Rep) Summary {
@@ -95,6 +103,18 @@ func summarize(reps []Rep) Summary {
 			}))
 		}
 	}
+	var open, gen []float64
+	for _, r := range reps {
+		if r.Open != nil {
+			open = append(open, r.Open.QPS)
+			gen = append(gen, r.Open.GenMpps)
+		}
+	}
+	if len(open) > 0 {
+		s.OpenN = len(open)
+		s.OpenQPSMin, s.OpenQPS, s.OpenQPSMax = slices.Min(open), e2e.Median(open), slices.Max(open)
+		s.OpenGenMpps = e2e.Median(gen)
+	}
 	cores := 0
 	for _, r := range reps {
 		s.ProbeLost += r.ProbeLoad.Lost
@@ -130,6 +150,8 @@ type Ratio struct {
 	IdleP99 float64 `json:"p99_idle_switch_per_dnsmasq,omitempty"`
 	// AtLeast: the switch case was client-bound, so QPS is a lower bound.
 	AtLeast bool `json:"qps_ratio_is_lower_bound"`
+	// OpenQPS is the ratio of the open-loop answer rates (0: not measured).
+	OpenQPS float64 `json:"open_loop_qps_switch_per_dnsmasq,omitempty"`
 }
 
 func (r *Report) set(results []CaseResult, err error) {
@@ -158,6 +180,9 @@ func (r *Report) set(results []CaseResult, err error) {
 		}
 		if o.Summary.IdleP99Us > 0 {
 			q.IdleP99 = sw.Summary.IdleP99Us / o.Summary.IdleP99Us
+		}
+		if o.Summary.OpenQPS > 0 {
+			q.OpenQPS = sw.Summary.OpenQPS / o.Summary.OpenQPS
 		}
 		r.Ratios = append(r.Ratios, q)
 	}
@@ -232,14 +257,32 @@ func (r *Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "%s |\n", strings.ReplaceAll(strings.Join(notes, "; "), "|", `\|`))
 	}
+	if s.OpenS > 0 {
+		fmt.Fprintf(&b, "\nOpen loop: after the probes, each repetition sends the case's A query for %.0f s from the client namespace "+
+			"with the bench/e2e XDP live-frames generator on core %d (%d UDP source ports, as fast as it goes: far more than "+
+			"either server answers) and counts the answers arriving on the client's veth with an XDP program. "+
+			"Answers per second is the server's own ceiling, which dnsperf cannot reach from one core.\n\n", s.OpenS, s.ClientCPU, openLoopFlows)
+		b.WriteString("| case | reps | answers/s min | answers/s median | answers/s max | queries offered Mpps (median) |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, c := range r.Cases {
+			m := c.Summary
+			if m.OpenN == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.0f | **%.0f** | %.0f | %.2f |\n", c.Name, m.OpenN, m.OpenQPSMin, m.OpenQPS, m.OpenQPSMax, m.OpenGenMpps)
+		}
+	}
 	if len(r.Ratios) > 0 {
-		b.WriteString("\nSwitch answering itself vs dnsmasq (medians):\n\n| versus | q/s ratio | p99 ratio under load | p99 ratio idle |\n|---|---:|---:|---:|\n")
+		b.WriteString("\nSwitch answering itself vs dnsmasq (medians):\n\n| versus | q/s ratio (dnsperf) | q/s ratio (open loop) | p99 ratio under load | p99 ratio idle |\n|---|---:|---:|---:|---:|\n")
 		for _, q := range r.Ratios {
 			qs := fmt.Sprintf("%.2f", q.QPS)
 			if q.AtLeast {
 				qs = "≥ " + qs + " (client-bound)"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f |\n", q.Versus, qs, q.LoadP99, q.IdleP99)
+			open := "-"
+			if q.OpenQPS > 0 {
+				open = fmt.Sprintf("%.2f", q.OpenQPS)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.2f |\n", q.Versus, qs, open, q.LoadP99, q.IdleP99)
 		}
 	}
 	b.WriteString("\nPer repetition:\n\n")

@@ -3,6 +3,10 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/vswitch/vswitch/bench/e2e"
 )
 
 // dnsperf 2.10.0's end-of-run output, as measured through the bridge.
@@ -131,12 +135,71 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"| switch | vswitchd | vswitchd | 3 | 80000 | **90000** | 100000 |",
 		"client-bound in 3 of 3 reps",
-		"| dnsmasq-bridge | ≥ 3.27 (client-bound) | 0.27 |",
+		"| dnsmasq-bridge | ≥ 3.27 (client-bound) | - | 0.27 |",
 		"CPU0 % | CPU1 % |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestReportOpenLoop: open-loop answer rates get their own table and
+// ratio column, from the repetitions that ran the phase.
+func TestReportOpenLoop(t *testing.T) {
+	s := Settings{Cases: AllCases, Reps: 2, DurationS: 10, OpenS: 5, ClientCPU: 0}
+	r := &Report{Date: "2026-12-04T10:00:00Z", Settings: s}
+	r.Host.Cores = 2
+	open := func(rep Rep, qps, gen float64) Rep {
+		rep.Open = &OpenLoopResult{QPS: qps, GenMpps: gen, Answered: uint64(qps * 5), Elapsed: 5}
+		return rep
+	}
+	r.set([]CaseResult{
+		{Name: CaseSwitch, Reps: []Rep{open(rep(90000, 400, 0.95, true), 400000, 2.5), open(rep(95000, 300, 0.95, true), 500000, 2.7)}},
+		{Name: CaseDnsmasqBridge, Reps: []Rep{open(rep(60000, 2000, 0.9, true), 100000, 2.6), rep(61000, 2000, 0.9, true)}},
+	}, nil)
+	sw, br := r.Cases[0].Summary, r.Cases[1].Summary
+	if sw.OpenN != 2 || sw.OpenQPS != 450000 || sw.OpenQPSMin != 400000 || sw.OpenQPSMax != 500000 || sw.OpenGenMpps != 2.6 {
+		t.Errorf("switch open-loop summary %+v", sw)
+	}
+	if br.OpenN != 1 || br.OpenQPS != 100000 {
+		t.Errorf("bridge open-loop summary %+v (one rep without the phase)", br)
+	}
+	if len(r.Ratios) != 1 || r.Ratios[0].OpenQPS != 4.5 {
+		t.Fatalf("ratios %+v, want open-loop 4.5", r.Ratios)
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| switch | 2 | 400000 | **450000** | 500000 | 2.60 |",
+		"| dnsmasq-bridge | 1 | 100000 | **100000** | 100000 | 2.60 |",
+		"| 4.50 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestOpenLoopFrame: the generated query is a well-formed DNS A query for
+// the case's name inside a valid UDP/IPv4 frame to the server's port 53.
+func TestOpenLoopFrame(t *testing.T) {
+	spec, err := openLoopFrame(switchName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e2e.BuildUDPFrame(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dns.Msg
+	if err := m.Unpack(f[e2e.HeaderLen:][:len(spec.Payload)]); err != nil {
+		t.Fatalf("payload is not a DNS message: %v", err)
+	}
+	if len(m.Question) != 1 || m.Question[0].Name != switchName+"." || m.Question[0].Qtype != dns.TypeA || m.Response || !m.RecursionDesired {
+		t.Fatalf("query %v", m.Question)
+	}
+	if spec.DstPort != dnsPort || !spec.DstIP.Equal(serverIP) || !spec.SrcIP.Equal(clientIP) {
+		t.Fatalf("frame goes to %s:%d from %s", spec.DstIP, spec.DstPort, spec.SrcIP)
 	}
 }
 
@@ -149,7 +212,7 @@ func TestParseSettings(t *testing.T) {
 	if strings.Join(s.Cases, ",") != "switch,dnsmasq-bridge" || s.DurationS != 2 || s.Reps != 2 {
 		t.Errorf("settings = %+v", s)
 	}
-	for _, bad := range [][]string{{"-cases", "nope"}, {"-cases", ","}, {"-dur", "500ms"}, {"-reps", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"-cases", "nope"}, {"-cases", ","}, {"-dur", "500ms"}, {"-reps", "0"}, {"-open-dur", "-1s"}, {"extra"}} {
 		if _, err := parseSettings(bad, &sb); err == nil {
 			t.Errorf("parseSettings(%q) accepted", bad)
 		}

@@ -41,6 +41,8 @@ type Rep struct {
 	// core inflates it.
 	SwitchBusyPct *float64 `json:"switch_worker_busy_pct,omitempty"`
 	SwitchBatch   *float64 `json:"switch_mean_batch,omitempty"`
+	// Open is the open-loop phase after the probes (Settings.OpenS > 0).
+	Open *OpenLoopResult `json:"open_loop,omitempty"`
 }
 
 // CaseResult is a case's repetitions.
@@ -271,6 +273,13 @@ func runRep(ctx context.Context, s Settings, topo *topology, pr *prober, vs *vsw
 		}
 		r.ProbeIdle = &idle
 	}
+	if s.openDur > 0 {
+		open, err := runOpenLoop(ctx, s, topo, vs, ci)
+		if err != nil {
+			return r, err
+		}
+		r.Open = &open
+	}
 	return r, nil
 }
 
@@ -294,6 +303,12 @@ func (r Rep) line() string {
 	}
 	if r.ClientBound {
 		b.WriteString(" [client-bound: " + r.ClientBoundWhy + "]")
+	}
+	if o := r.Open; o != nil {
+		fmt.Fprintf(&b, "; open loop: %.0f answers/s for %.2f M queries/s sent", o.QPS, o.GenMpps)
+		if o.SwitchAnswered != nil {
+			fmt.Fprintf(&b, " (switch answered %d, client got %d)", *o.SwitchAnswered, o.Answered)
+		}
 	}
 	return b.String()
 }

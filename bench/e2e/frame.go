@@ -30,8 +30,11 @@ var ErrFrameSpec = errors.New("bad frame spec")
 
 // FrameSpec describes the generator's UDP frame. Size is the L2 length
 // without FCS, so 64 means 42 bytes of headers and 22 bytes of payload.
+// With Payload set, the UDP payload is Payload and Size is derived from
+// it (see FrameSize).
 type FrameSpec struct {
 	Size     int
+	Payload  []byte
 	SrcMAC   net.HardwareAddr
 	DstMAC   net.HardwareAddr
 	SrcIP    net.IP
@@ -43,11 +46,31 @@ type FrameSpec struct {
 	Checksum bool // false leaves the UDP checksum 0 (legal for IPv4)
 }
 
+// udpLen is the UDP length (header and payload) of the frame.
+func (s *FrameSpec) udpLen() int {
+	if s.Payload != nil {
+		return udpHdrLen + len(s.Payload)
+	}
+	return s.Size - udpOff
+}
+
+// FrameSize is the frame's L2 length: Size, or with Payload the headers
+// and payload padded with zeros to MinFrameSize (the padding is outside
+// the IP datagram).
+func (s *FrameSpec) FrameSize() int {
+	if s.Payload != nil {
+		return max(MinFrameSize, udpOff+s.udpLen())
+	}
+	return s.Size
+}
+
 // Validate checks sizes, addresses and the flow range.
 func (s *FrameSpec) Validate() error {
 	switch {
-	case s.Size < MinFrameSize || s.Size > MaxFrameSize:
-		return fmt.Errorf("%w: size %d is not in %d..%d", ErrFrameSpec, s.Size, MinFrameSize, MaxFrameSize)
+	case s.Payload != nil && s.Size != 0:
+		return fmt.Errorf("%w: give a size or a payload, not both", ErrFrameSpec)
+	case s.FrameSize() < MinFrameSize || s.FrameSize() > MaxFrameSize:
+		return fmt.Errorf("%w: size %d is not in %d..%d", ErrFrameSpec, s.FrameSize(), MinFrameSize, MaxFrameSize)
 	case len(s.SrcMAC) != 6 || len(s.DstMAC) != 6:
 		return fmt.Errorf("%w: MACs must be 6 bytes", ErrFrameSpec)
 	case s.SrcIP.To4() == nil || s.DstIP.To4() == nil:
@@ -68,14 +91,15 @@ func BuildUDPFrame(s FrameSpec) ([]byte, error) {
 	if ttl == 0 {
 		ttl = 64
 	}
-	f := make([]byte, s.Size)
+	f := make([]byte, s.FrameSize())
+	udpLen := s.udpLen()
 	copy(f[0:6], s.DstMAC)
 	copy(f[6:12], s.SrcMAC)
 	binary.BigEndian.PutUint16(f[12:14], 0x0800)
 
 	ip := f[ethHdrLen:udpOff]
 	ip[0] = 0x45 // version 4, IHL 5
-	binary.BigEndian.PutUint16(ip[2:4], uint16(s.Size-ethHdrLen))
+	binary.BigEndian.PutUint16(ip[2:4], uint16(ipv4HdrLen+udpLen))
 	binary.BigEndian.PutUint16(ip[6:8], 0x4000) // DF: never fragmented on the way
 	ip[8] = ttl
 	ip[9] = 17 // UDP
@@ -86,10 +110,14 @@ func BuildUDPFrame(s FrameSpec) ([]byte, error) {
 	udp := f[udpOff:]
 	binary.BigEndian.PutUint16(udp[0:2], s.SrcPort)
 	binary.BigEndian.PutUint16(udp[2:4], s.DstPort)
-	binary.BigEndian.PutUint16(udp[4:6], uint16(s.Size-udpOff))
-	// A recognisable payload, so a capture shows whose frames these are.
-	for i := HeaderLen; i < len(f); i++ {
-		f[i] = byte(i)
+	binary.BigEndian.PutUint16(udp[4:6], uint16(udpLen))
+	if s.Payload != nil {
+		copy(f[HeaderLen:], s.Payload)
+	} else {
+		// A recognisable payload, so a capture shows whose frames these are.
+		for i := HeaderLen; i < len(f); i++ {
+			f[i] = byte(i)
+		}
 	}
 	if s.Checksum {
 		binary.BigEndian.PutUint16(f[offUDPCsum:], UDPChecksumForPort(UDPPartialSum(f), s.SrcPort))
@@ -103,14 +131,14 @@ func BuildUDPFrame(s FrameSpec) ([]byte, error) {
 // can write a correct checksum without reading the frame (live frames keep
 // stale contents across page-pool recycling, so the frame is no reliable base).
 func UDPPartialSum(f []byte) uint16 {
-	udpLen := len(f) - udpOff
+	udpLen := int(binary.BigEndian.Uint16(f[udpOff+4:])) // padding is not UDP
 	var s uint32
 	s += sum16(f[ethHdrLen+12 : ethHdrLen+20]) // source and destination address
 	s += 17                                    // zero byte + protocol
 	s += uint32(udpLen)
 	s += uint32(binary.BigEndian.Uint16(f[udpOff+2:])) // destination port
 	s += uint32(binary.BigEndian.Uint16(f[udpOff+4:])) // length
-	s += sum16(f[HeaderLen:])
+	s += sum16(f[HeaderLen : udpOff+udpLen])
 	return fold(s)
 }
 

@@ -86,6 +86,47 @@ func TestBuildUDPFrameChecksums(t *testing.T) {
 	}
 }
 
+// TestBuildUDPFramePayload: a frame with a given payload carries it
+// exactly, its IP and UDP lengths cover the payload (not the padding to
+// the Ethernet minimum), and its checksums hold for every flow's port.
+func TestBuildUDPFramePayload(t *testing.T) {
+	for _, n := range []int{0, 5, 17, 31, 200} {
+		s := testSpec(0, 100, true)
+		s.Payload = make([]byte, n)
+		for i := range s.Payload {
+			s.Payload[i] = byte(0xa0 + i)
+		}
+		f, err := BuildUDPFrame(s)
+		if err != nil {
+			t.Fatalf("payload %d: %v", n, err)
+		}
+		if want := max(MinFrameSize, HeaderLen+n); len(f) != want {
+			t.Fatalf("payload %d: frame %d bytes, want %d", n, len(f), want)
+		}
+		partial := UDPPartialSum(f)
+		for port := uint16(genSrcPort); port < genSrcPort+100; port++ {
+			SetSrcPort(f, partial, port)
+			_, ip, udp := reserialize(t, f)
+			if int(ip.Length) != ipv4HdrLen+udpHdrLen+n || int(udp.Length) != udpHdrLen+n {
+				t.Fatalf("payload %d: ip length %d udp length %d", n, ip.Length, udp.Length)
+			}
+			if !bytes.Equal(udp.Payload, s.Payload) {
+				t.Fatalf("payload %d: got %x", n, udp.Payload)
+			}
+			// gopacket recomputes the checksum over the UDP datagram only.
+			want, _, _ := reserialize(t, f)
+			if !bytes.Equal(f[:HeaderLen], want[:HeaderLen]) {
+				t.Fatalf("payload %d port %d: headers %x, gopacket %x", n, port, f[:HeaderLen], want[:HeaderLen])
+			}
+		}
+	}
+	s := testSpec(64, 1, true)
+	s.Payload = []byte{1}
+	if _, err := BuildUDPFrame(s); !errors.Is(err, ErrFrameSpec) {
+		t.Fatalf("size and payload together: err %v", err)
+	}
+}
+
 func TestBuildUDPFrameZeroChecksum(t *testing.T) {
 	f, err := BuildUDPFrame(testSpec(64, 1, false))
 	if err != nil {
@@ -154,13 +195,17 @@ func TestGenArgsRoundTrip(t *testing.T) {
 	// The flags the harness renders must parse back (GenMain with -h-like
 	// failure would only show up as a root-only runtime error otherwise).
 	// CPU -1: pinning would bind this test process's threads.
-	cfg := GenConfig{Ifname: "vsbxs0", Frame: testSpec(1500, 1000, true), Duration: 3e9, CPU: -1}
-	args := GenArgs(cfg)
-	var stderr bytes.Buffer
-	// An unknown interface makes GenMain fail after parsing, with code 1
-	// (parse errors are 2).
-	args[1] = "vsb-no-such-if"
-	if code := GenMain(args, &bytes.Buffer{}, &stderr); code != 1 {
-		t.Fatalf("GenMain exit %d, want 1 (flags parsed, then no interface): %s", code, stderr.String())
+	withPayload := testSpec(0, 10, true)
+	withPayload.Payload = []byte{0xde, 0xad, 0xbe, 0xef}
+	for _, spec := range []FrameSpec{testSpec(1500, 1000, true), withPayload} {
+		cfg := GenConfig{Ifname: "vsbxs0", Frame: spec, Duration: 3e9, CPU: -1}
+		args := GenArgs(cfg)
+		var stderr bytes.Buffer
+		// An unknown interface makes GenMain fail after parsing, with code 1
+		// (parse errors are 2).
+		args[1] = "vsb-no-such-if"
+		if code := GenMain(args, &bytes.Buffer{}, &stderr); code != 1 {
+			t.Fatalf("GenMain exit %d, want 1 (flags parsed, then no interface): %s", code, stderr.String())
+		}
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -151,13 +152,15 @@ func GenMain(args []string, stdout, stderr io.Writer) int {
 		cfg                      GenConfig
 		smac, dmac, sip, dip     string
 		size, flows, sport, dprt int
+		payload                  string
 	)
 	fs.StringVar(&cfg.Ifname, "if", "", "interface to send on (in the current netns)")
 	fs.StringVar(&smac, "smac", "", "source MAC")
 	fs.StringVar(&dmac, "dmac", "", "destination MAC")
 	fs.StringVar(&sip, "sip", "", "source IPv4")
 	fs.StringVar(&dip, "dip", "", "destination IPv4")
-	fs.IntVar(&size, "size", 64, "L2 frame size without FCS")
+	fs.IntVar(&size, "size", 64, "L2 frame size without FCS (ignored with -payload)")
+	fs.StringVar(&payload, "payload", "", "UDP payload in hex (default: a pattern filling -size)")
 	fs.IntVar(&flows, "flows", 1, "number of UDP source ports, cycled per packet")
 	fs.IntVar(&sport, "sport", 1024, "first UDP source port")
 	fs.IntVar(&dprt, "dport", 9, "UDP destination port")
@@ -171,6 +174,13 @@ func GenMain(args []string, stdout, stderr io.Writer) int {
 	var err error
 	f := &cfg.Frame
 	f.Size, f.Flows = size, flows
+	if payload != "" {
+		if f.Payload, err = hex.DecodeString(payload); err != nil {
+			fmt.Fprintln(stderr, "gen: -payload:", err)
+			return 2
+		}
+		f.Size = 0
+	}
 	if sport < 0 || sport > 0xffff || dprt < 0 || dprt > 0xffff {
 		fmt.Fprintln(stderr, "gen: ports must be in 0..65535")
 		return 2
@@ -204,7 +214,7 @@ func GenMain(args []string, stdout, stderr io.Writer) int {
 // GenArgs renders the gen subcommand's flags for cfg.
 func GenArgs(cfg GenConfig) []string {
 	f := cfg.Frame
-	return []string{
+	args := []string{
 		"-if", cfg.Ifname,
 		"-smac", f.SrcMAC.String(), "-dmac", f.DstMAC.String(),
 		"-sip", f.SrcIP.String(), "-dip", f.DstIP.String(),
@@ -214,6 +224,10 @@ func GenArgs(cfg GenConfig) []string {
 		"-dur", cfg.Duration.String(), "-call", cfg.CallTime.String(),
 		"-cpu", fmt.Sprint(cfg.CPU),
 	}
+	if f.Payload != nil {
+		args = append(args, "-payload", hex.EncodeToString(f.Payload))
+	}
+	return args
 }
 
 // ErrGenerator wraps failures of the generator child process.

@@ -349,12 +349,17 @@ func measureRep(ctx context.Context, o *Options, t *Topology, size, flows int) (
 // runGenChild runs the generator as "ip netns exec SRC <GenCommand> <flags>"
 // started on the generator core, and parses its JSON result.
 func runGenChild(ctx context.Context, o *Options, t *Topology, cfg GenConfig) (GenResult, error) {
+	return RunGenChild(ctx, t.SrcNS, o.GenCPU, cfg.Duration, append(append([]string(nil), o.GenCommand...), GenArgs(cfg)...))
+}
+
+// RunGenChild runs a generator child, "ip netns exec NS ARGV...", started
+// on core cpu (< 0: the child pins itself), allowing it dur plus a margin,
+// and parses the GenResult it prints as JSON.
+func RunGenChild(ctx context.Context, ns string, cpu int, dur time.Duration, argv []string) (GenResult, error) {
 	var res GenResult
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, dur+30*time.Second)
 	defer cancel()
-	args := append([]string{"netns", "exec", t.SrcNS}, o.GenCommand...)
-	args = append(args, GenArgs(cfg)...)
-	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// Own process group (terminal ^C goes to the harness only); SIGKILL if
@@ -363,7 +368,13 @@ func runGenChild(ctx context.Context, o *Options, t *Topology, cfg GenConfig) (G
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second
-	if err := affinity.StartPinned(cmd, o.GenCPU); err != nil {
+	var err error
+	if cpu >= 0 {
+		err = affinity.StartPinned(cmd, cpu)
+	} else {
+		err = cmd.Start()
+	}
+	if err != nil {
 		if cmd.Process != nil {
 			cmd.Process.Kill()
 			cmd.Wait()

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vswitch/vswitch/bench/e2e"
@@ -233,26 +229,7 @@ func measureRep(ctx context.Context, s *Settings, t *Topology, flows int) (Rep, 
 // runGenChild runs "ip netns exec GEN <this binary> gen <flags>" (the
 // child pins itself to the generator core) and parses its JSON result.
 func runGenChild(ctx context.Context, s *Settings, t *Topology, cfg e2e.RoutedGenConfig) (e2e.GenResult, error) {
-	var res e2e.GenResult
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+30*time.Second)
-	defer cancel()
-	args := append([]string{"netns", "exec", t.GenNS, s.exe, "gen"}, e2e.RoutedGenArgs(cfg)...)
-	cmd := exec.CommandContext(ctx, "ip", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// Own process group (^C goes to the harness only); SIGKILL if the
-	// harness dies. On cancel: SIGTERM, which ends it after the current
-	// BPF_PROG_RUN call (<= 0.5 s), then SIGKILL after WaitDelay.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 3 * time.Second
-	if err := cmd.Run(); err != nil {
-		return res, fmt.Errorf("generator: %v: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return res, fmt.Errorf("generator: bad output %q: %v", stdout.String(), err)
-	}
-	return res, nil
+	return e2e.RunGenChild(ctx, t.GenNS, -1, cfg.Duration, append([]string{s.exe, "gen"}, e2e.RoutedGenArgs(cfg)...))
 }
 
 func pct(b []float64) string {
