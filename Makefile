@@ -72,7 +72,7 @@ bench-deps: deps
 	fi
 
 bench-e2e: deps bench-deps build
-	$(GO) run ./bench/vsbench e2e -bin $(CURDIR)/$(BIN)
+	$(GO) run ./bench/vsbench e2e -bin $(CURDIR)/$(BIN) -out bench/results
 
 # bench-dns: root; the peephole DNS responder vs dnsmasq behind vswitchd and
 # behind a Linux bridge (dnsperf, 3 x 10 s per case), results into
