@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/bench/e2e"
+	"github.com/vswitch/vswitch/switch/netnstest"
 )
 
 func main() {
@@ -48,6 +49,9 @@ type settings struct {
 	Mode      string        `json:"memring_mode"`
 	Out       string        `json:"-"`
 	SkipMemif bool          `json:"skip_memif"`
+	// Hugepages: free 2 MiB huge pages made sure of for the run (see
+	// memringe2e); 0 leaves the host as it is.
+	Hugepages int `json:"hugepages"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (*settings, error) {
@@ -64,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*settings, error) {
 	fs.StringVar(&s.Mode, "mode", "poll", "memring receiver mode: poll or interrupt")
 	fs.StringVar(&s.Out, "out", "", "directory for memring-<timestamp>.{md,json} (none: stdout only)")
 	fs.BoolVar(&s.SkipMemif, "skip-memif", false, "measure memring only")
+	fs.IntVar(&s.Hugepages, "hugepages", 32, "free 2 MiB huge pages to make sure of for the region during the run (0: leave vm.nr_hugepages alone)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -105,6 +110,15 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	restore, err := netnstest.ReserveHugepages(s.Hugepages)
+	defer func() {
+		if err := restore(); err != nil {
+			fmt.Fprintln(stderr, "memring-bench: restore vm.nr_hugepages:", err)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(stderr, "memring-bench: huge pages (the region falls back to normal pages):", err)
+	}
 	rep := &Report{
 		Date:     time.Now().UTC().Format(time.RFC3339),
 		Host:     e2e.ReadHostInfo(),

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/vswitch/vswitch/bench/e2e"
+	"github.com/vswitch/vswitch/switch/netnstest"
 )
 
 func main() {
@@ -62,6 +63,10 @@ type Settings struct {
 	LatWarmupS float64 `json:"latency_warmup_s"`
 	Memring    bool    `json:"memring"`
 	Veth       bool    `json:"veth"`
+	// Hugepages is how many free 2 MiB huge pages the run makes sure of
+	// (raising vm.nr_hugepages for the run), so the regions are on huge
+	// pages as on a prepared host; 0 leaves the host as it is.
+	Hugepages int `json:"hugepages"`
 	// Nice is the niceness of the harness, vswitchd and the generator
 	// (children inherit it): other work on this shared machine must not
 	// starve the measured processes. 0 leaves it alone.
@@ -83,7 +88,7 @@ type Settings struct {
 func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	s := Settings{Bin: "bin", Sizes: []int{64, 1500}, Reps: 3, dur: 10 * time.Second, ClientCPU: 0, SwitchCPU: 1,
 		RingSize: 1024, LatRatePPS: 20000, latDur: 5 * time.Second, latWarmup: 500 * time.Millisecond,
-		Memring: true, Veth: true, Nice: -15, QuietWaitS: 600, QuietBusyPct: 15}
+		Memring: true, Veth: true, Nice: -15, QuietWaitS: 600, QuietBusyPct: 15, Hugepages: 32}
 	fs := flag.NewFlagSet("memringe2e", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sizes := "64,1500"
@@ -103,6 +108,7 @@ func parseSettings(args []string, stderr io.Writer) (Settings, error) {
 	fs.Float64Var(&s.QuietWaitS, "quiet-wait", s.QuietWaitS, "seconds to wait for an idle machine before measuring (0: do not wait)")
 	fs.Float64Var(&s.QuietBusyPct, "quiet-busy", s.QuietBusyPct, "a core busier than this percentage is not idle")
 	fs.IntVar(&s.Nice, "nice", s.Nice, "niceness of the harness, vswitchd and the generator (0: unchanged)")
+	fs.IntVar(&s.Hugepages, "hugepages", s.Hugepages, "free 2 MiB huge pages to make sure of for the regions during the run (0: leave vm.nr_hugepages alone)")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -174,6 +180,15 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if err := e2e.PinProcess(s.ClientCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "memringe2e:", err)
 		return 1
+	}
+	restore, err := netnstest.ReserveHugepages(s.Hugepages)
+	defer func() {
+		if err := restore(); err != nil {
+			fmt.Fprintln(stderr, "memringe2e: restore vm.nr_hugepages:", err)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintln(stderr, "memringe2e: huge pages (regions fall back to normal pages):", err)
 	}
 	s.QuietAtStart, s.BusyAtStart = waitQuiet(ctx, s, stderr)
 	now := time.Now()

@@ -167,6 +167,9 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "- commit: %s\n", r.Commit)
 	}
 	fmt.Fprintf(&b, "- command: `%s`\n- pinning: %s\n", r.Command, r.Pinning)
+	if s.Hugepages > 0 {
+		fmt.Fprintf(&b, "- huge pages: at least %d free 2 MiB pages made sure of for the run (vm.nr_hugepages raised if needed, restored after), so the daemon puts the memring regions on them\n", s.Hugepages)
+	}
 	fmt.Fprintf(&b, "- machine idle before the run (both cores < %.0f%% busy for 3 s): %t (last sample: %s)\n\n",
 		s.QuietBusyPct, s.QuietAtStart, pct(s.BusyAtStart))
 

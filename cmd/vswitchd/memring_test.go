@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -354,43 +353,13 @@ func TestMemringKillAndReconnect(t *testing.T) {
 // test, raising vm.nr_hugepages if needed and putting it back afterwards.
 func reserveHugepages(t *testing.T, n int) {
 	t.Helper()
-	const knob = "/proc/sys/vm/nr_hugepages"
-	read := func(path, key string) int {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if key == "" {
-			v, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == key {
-				v, _ := strconv.Atoi(f[1])
-				return v
-			}
-		}
-		t.Fatalf("%s: no %s", path, key)
-		return 0
-	}
-	free := read("/proc/meminfo", "HugePages_Free:")
-	if free >= n {
-		return
-	}
-	total := read(knob, "")
-	want := total + n - free
-	if err := os.WriteFile(knob, []byte(strconv.Itoa(want)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore, err := netnstest.ReserveHugepages(n)
 	t.Cleanup(func() {
-		if err := os.WriteFile(knob, []byte(strconv.Itoa(total)), 0o644); err != nil {
-			t.Errorf("restore %s: %v", knob, err)
+		if err := restore(); err != nil {
+			t.Errorf("restore vm.nr_hugepages: %v", err)
 		}
 	})
-	if got := read("/proc/meminfo", "HugePages_Free:"); got < n {
-		t.Fatalf("asked the kernel for %d huge pages, %d free", want, got)
+	if err != nil {
+		t.Fatal(err)
 	}
 }
