@@ -193,6 +193,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// The host probe (CPU share) runs before the harness pins itself, as
+	// in bench/memringe2e.
+	host := e2e.ReadHostInfo()
 	// The harness is a client: its prober must not take the server's core.
 	if err := e2e.PinProcess(s.ClientCPU, s.Nice); err != nil {
 		fmt.Fprintln(stderr, "dnsperf bench:", err)
@@ -201,7 +204,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	rep := &Report{
 		Date:     now.UTC().Format(time.RFC3339),
-		Host:     e2e.ReadHostInfo(),
+		Host:     host,
 		Commit:   gitDescribe(),
 		Settings: s,
 	}

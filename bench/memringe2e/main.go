@@ -171,6 +171,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if code, parent := e2e.OwnSession("memringe2e", s.Nice, stdout, stderr); parent {
 		return code
 	}
+	// The host probe (CPU share) runs before the harness pins itself to
+	// one core: in a process pinned there, its spinners were measured
+	// taking turns (about 50% each on an idle machine).
+	host := e2e.ReadHostInfo()
 	// Signals end the run through ctx so every deferred teardown runs;
 	// "memringe2e cleanup" removes what a SIGKILLed run left.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -192,7 +196,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	s.QuietAtStart, s.BusyAtStart = waitQuiet(ctx, s, stderr)
 	now := time.Now()
-	rep := newReport(now, s, args)
+	rep := newReport(now, host, s, args)
 	phases := []struct {
 		on  bool
 		run func(context.Context, Settings, io.Writer)

@@ -70,8 +70,7 @@ type Report struct {
 // targetRatio is the goal: memring at least 10x the veth path.
 const targetRatio = 10
 
-func newReport(now time.Time, s Settings, args []string) *Report {
-	host := e2e.ReadHostInfo()
+func newReport(now time.Time, host e2e.HostInfo, s Settings, args []string) *Report {
 	exe, _ := os.Executable()
 	return &Report{
 		Date:     now.UTC().Format(time.RFC3339),
