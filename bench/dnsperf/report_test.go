@@ -131,13 +131,17 @@ func TestReportRatiosAndMarkdown(t *testing.T) {
 	if q.QPS < 3.27 || q.QPS > 3.28 || q.LoadP99 < 0.26 || q.LoadP99 > 0.27 || !q.AtLeast || q.IdleP99 != 1 {
 		t.Errorf("ratio vs bridge = %+v, want q/s 90000/27500, p99 400/1500, lower bound", q)
 	}
-	md := r.Markdown()
-	for _, want := range []string{
+	mustContain(t, r.Markdown(),
 		"| switch | vswitchd | vswitchd | 3 | 80000 | **90000** | 100000 |",
 		"client-bound in 3 of 3 reps",
 		"| dnsmasq-bridge | ≥ 3.27 (client-bound) | - | 0.27 |",
-		"CPU0 % | CPU1 % |",
-	} {
+		"CPU0 % | CPU1 % |")
+}
+
+// mustContain fails t for every want that md lacks.
+func mustContain(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -168,16 +172,10 @@ func TestReportOpenLoop(t *testing.T) {
 	if len(r.Ratios) != 1 || r.Ratios[0].OpenQPS != 4.5 {
 		t.Fatalf("ratios %+v, want open-loop 4.5", r.Ratios)
 	}
-	md := r.Markdown()
-	for _, want := range []string{
+	mustContain(t, r.Markdown(),
 		"| switch | 2 | 400000 | **450000** | 500000 | 2.60 |",
 		"| dnsmasq-bridge | 1 | 100000 | **100000** | 100000 | 2.60 |",
-		"| 4.50 |",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md)
-		}
-	}
+		"| 4.50 |")
 }
 
 // TestOpenLoopFrame: the generated query is a well-formed DNS A query for

@@ -110,15 +110,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	restore, err := netnstest.ReserveHugepages(s.Hugepages)
-	defer func() {
-		if err := restore(); err != nil {
-			fmt.Fprintln(stderr, "memring-bench: restore vm.nr_hugepages:", err)
-		}
-	}()
-	if err != nil {
-		fmt.Fprintln(stderr, "memring-bench: huge pages (the region falls back to normal pages):", err)
-	}
+	defer netnstest.HugepagesForRun(s.Hugepages, stderr, "memring-bench")()
 	rep := &Report{
 		Date:     time.Now().UTC().Format(time.RFC3339),
 		Host:     e2e.ReadHostInfo(),

@@ -185,15 +185,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "memringe2e:", err)
 		return 1
 	}
-	restore, err := netnstest.ReserveHugepages(s.Hugepages)
-	defer func() {
-		if err := restore(); err != nil {
-			fmt.Fprintln(stderr, "memringe2e: restore vm.nr_hugepages:", err)
-		}
-	}()
-	if err != nil {
-		fmt.Fprintln(stderr, "memringe2e: huge pages (regions fall back to normal pages):", err)
-	}
+	defer netnstest.HugepagesForRun(s.Hugepages, stderr, "memringe2e")()
 	s.QuietAtStart, s.BusyAtStart = waitQuiet(ctx, s, stderr)
 	now := time.Now()
 	rep := newReport(now, host, s, args)

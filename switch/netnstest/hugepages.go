@@ -2,6 +2,7 @@ package netnstest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,22 @@ func ReserveHugepages(n int) (restore func() error, err error) {
 		return restore, fmt.Errorf("asked the kernel for %d huge pages, %d free (%v)", want, got, err)
 	}
 	return restore, nil
+}
+
+// HugepagesForRun is ReserveHugepages for a benchmark: a failure is
+// reported to log under who's name (memring regions then fall back to
+// normal pages) rather than ending the run. The caller defers the returned
+// function, which puts vm.nr_hugepages back and reports a failure to.
+func HugepagesForRun(n int, log io.Writer, who string) (restore func()) {
+	undo, err := ReserveHugepages(n)
+	if err != nil {
+		fmt.Fprintf(log, "%s: huge pages (memring regions fall back to normal pages): %v\n", who, err)
+	}
+	return func() {
+		if err := undo(); err != nil {
+			fmt.Fprintf(log, "%s: restore vm.nr_hugepages: %v\n", who, err)
+		}
+	}
 }
 
 // meminfoField reads one numeric field of /proc/meminfo.
