@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	vswitch "github.com/vswitch/vswitch/switch"
 	"github.com/vswitch/vswitch/switch/netnstest"
 )
 
@@ -20,7 +21,20 @@ func TestForwarding(t *testing.T) {
 	netnstest.RequireTools(t, "ping", "arping", "iperf3", "ss")
 	a := newHost(t, "p0", "10.210.1.1")
 	b := newHost(t, "p1", "10.210.1.2")
-	d := startDaemon(t, daemonConf{ports: []portConf{a.portConf(""), b.portConf("")}})
+	// p0 on the smallest rings: everything below, iperf3 included, must
+	// still cross it.
+	pa := a.portConf("")
+	pa.ringSize = 64
+	d := startDaemon(t, daemonConf{ports: []portConf{pa, b.portConf("")}})
+	ports := d.ports(t)
+	if len(ports) != 2 {
+		t.Fatalf("%d ports, want 2", len(ports))
+	}
+	for _, p := range ports {
+		if want := map[string]int{a.port: 64, b.port: vswitch.DefaultRingSize}[p.Name]; p.RingSize != want {
+			t.Errorf("port %s ring_size %d, want %d", p.Name, p.RingSize, want)
+		}
+	}
 
 	a.ns.WaitPing(t, b.ip, firstPingTimeout)
 	before := d.stats(t)

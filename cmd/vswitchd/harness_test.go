@@ -64,6 +64,7 @@ type portConf struct {
 	vlan        string // YAML flow mapping for vlan:, e.g. "{mode: access, tag: 10}"
 	xdpMode     string // native (default) or skb
 	memring     string // YAML flow mapping for memring: (a memring port; iface unused)
+	ringSize    int    // ring_size (0: the default)
 }
 
 func (h *host) portConf(vlan string) portConf {
@@ -133,6 +134,9 @@ func (d *daemon) writeConfig(t *testing.T, c daemonConf) {
 		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n", p.name, p.iface)
 		if p.xdpMode != "" {
 			fmt.Fprintf(&b, "    xdp_mode: %s\n", p.xdpMode)
+		}
+		if p.ringSize != 0 {
+			fmt.Fprintf(&b, "    ring_size: %d\n", p.ringSize)
 		}
 		if p.vlan != "" {
 			fmt.Fprintf(&b, "    vlan: %s\n", p.vlan)
