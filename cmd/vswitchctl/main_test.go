@@ -162,9 +162,9 @@ func TestVersion(t *testing.T) {
 }
 
 const portTable = `
-NAME  TYPE   INTERFACE  IFINDEX  MAC                STATE  XDP     BIND      QUEUES  WORKERS  VLAN
-eth0  afxdp  eth0       2        02:00:00:00:01:01  up     native  copy      0       0        access 10
-eth1  afxdp  eth1       3        02:00:00:00:01:02  up     native  zerocopy  0,1     0,1      trunk 10,20 native 1
+NAME  TYPE   INTERFACE  IFINDEX  MAC                STATE  XDP     BIND      QUEUES  RING  WORKERS  VLAN
+eth0  afxdp  eth0       2        02:00:00:00:01:01  up     native  copy      0       2048  0        access 10
+eth1  afxdp  eth1       3        02:00:00:00:01:02  up     native  zerocopy  0,1     2048  0,1      trunk 10,20 native 1
 `
 
 func TestPortList(t *testing.T) {
@@ -180,8 +180,8 @@ func TestPortAdd(t *testing.T) {
 		out := d.run("port", "add", "up1", "--interface", "eth5", "--xdp-mode", "skb", "--bind", "copy", "--queues", "2", "--ring-size", "1024",
 			"--vlan-mode", "trunk", "--vlan-allowed", "10,20", "--vlan-allowed", "30", "--vlan-native", "5", "--spoof-guard").ok(t)
 		golden(t, out, `
-NAME  TYPE   INTERFACE  IFINDEX  MAC                STATE  XDP  BIND  QUEUES  WORKERS  VLAN
-up1   afxdp  eth5       4        02:00:00:00:01:03  up     skb  copy  0,1     0,1      trunk 10,20,30 native 5
+NAME  TYPE   INTERFACE  IFINDEX  MAC                STATE  XDP  BIND  QUEUES  RING  WORKERS  VLAN
+up1   afxdp  eth5       4        02:00:00:00:01:03  up     skb  copy  0,1     1024  0,1      trunk 10,20,30 native 5
 `)
 		ports := d.ctl.Ports()
 		got := ports[len(ports)-1].PortSpec

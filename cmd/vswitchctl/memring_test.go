@@ -69,11 +69,11 @@ NAME  INDEX  STATE  PID  QUEUE-PAIRS  RING-SIZE  FRAME-SIZE  HUGEPAGES  UIDS  GI
 func TestPortListShowsMemring(t *testing.T) {
 	d := startMemringDaemon(t)
 	golden(t, d.run("port", "list").ok(t), `
-NAME  TYPE     INTERFACE  IFINDEX  MAC                STATE     XDP     BIND      QUEUES  WORKERS  VLAN
-eth0  afxdp    eth0       2        02:00:00:00:01:01  up        native  copy      0       0        access 10
-eth1  afxdp    eth1       3        02:00:00:00:01:02  up        native  zerocopy  0,1     0,1      trunk 10,20 native 1
-vm1   memring  -          -        -                  attached  -       -         0,1     0,1      access 10
-vm2   memring  -          -        -                  detached  -       -         -       -        -
+NAME  TYPE     INTERFACE  IFINDEX  MAC                STATE     XDP     BIND      QUEUES  RING  WORKERS  VLAN
+eth0  afxdp    eth0       2        02:00:00:00:01:01  up        native  copy      0       2048  0        access 10
+eth1  afxdp    eth1       3        02:00:00:00:01:02  up        native  zerocopy  0,1     2048  0,1      trunk 10,20 native 1
+vm1   memring  -          -        -                  attached  -       -         0,1     512   0,1      access 10
+vm2   memring  -          -        -                  detached  -       -         -       1024  -        -
 `)
 }
 

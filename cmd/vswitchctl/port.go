@@ -42,16 +42,25 @@ func newPortListCmd(o *options) *cobra.Command {
 // printPorts shows every kind of port in one table. A memring port has no
 // link, so its interface, ifindex, MAC, XDP and bind cells are "-", its
 // state is attached or detached, and its queues are the attached client's
-// queue pairs.
+// queue pairs. RING is descriptors per ring: an AF_XDP port's ring_size,
+// a memring port's memring.ring_size.
 func printPorts(o *options, ports []vswitch.PortInfo) error {
-	t := newTable(o.out, "NAME", "TYPE", "INTERFACE", "IFINDEX", "MAC", "STATE", "XDP", "BIND", "QUEUES", "WORKERS", "VLAN")
+	t := newTable(o.out, "NAME", "TYPE", "INTERFACE", "IFINDEX", "MAC", "STATE", "XDP", "BIND", "QUEUES", "RING", "WORKERS", "VLAN")
 	for _, p := range ports {
 		ifindex := "-"
 		if p.Ifindex != 0 {
 			ifindex = strconv.Itoa(p.Ifindex)
 		}
+		ring := p.RingSize
+		if p.Memring != nil {
+			ring = p.Memring.RingSize
+		}
+		ringCell := "-"
+		if ring != 0 {
+			ringCell = strconv.Itoa(ring)
+		}
 		t.row(p.Name, portType(p.PortSpec), dash(p.Interface), ifindex, dash(p.MAC), dash(p.State), dash(p.XDPMode), dash(p.BindMode),
-			joinInts(p.Queues), joinInts(p.Worker), vlanString(p.VLAN))
+			joinInts(p.Queues), ringCell, joinInts(p.Worker), vlanString(p.VLAN))
 	}
 	return t.flush()
 }
