@@ -172,11 +172,23 @@ func clampU32(n int, max uint32) uint32 {
 // valid lengths can retry frames[n:]. Send cancels any reservation. The
 // caller keeps frames. ErrCorrupt: the peer's consumer index is invalid.
 func (t *Tx) Send(frames [][]byte) (int, error) {
+	return t.SendParts(frames, nil)
+}
+
+// SendParts is Send for frames in two pieces: frame i is heads[i] followed
+// by tails[i], copied into its slot back to back. tails is nil, or as long
+// as heads with nil entries for frames in one piece. A producer that holds
+// a frame's end elsewhere (the switch, another client's buffer) copies it
+// once this way instead of gathering it first.
+func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	t.reserved = 0
 	if t.broken {
 		return 0, ErrCorrupt
 	}
-	free, err := t.free(clampU32(len(frames), t.g.size))
+	if tails != nil && len(tails) != len(heads) {
+		return 0, ErrFrameLen
+	}
+	free, err := t.free(clampU32(len(heads), t.g.size))
 	if err != nil {
 		return 0, err
 	}
@@ -187,18 +199,24 @@ func (t *Tx) Send(frames [][]byte) (int, error) {
 	descs, part, partStart := g.descs, g.part, g.partStart
 	queued, bad := uint32(0), uint64(0)
 	i := 0
-	for ; i < len(frames) && queued < free; i++ {
-		f := frames[i]
-		if uint(len(f))-MinFrameLen > uint(fs)-MinFrameLen {
+	for ; i < len(heads) && queued < free; i++ {
+		f := heads[i]
+		var tail []byte
+		if tails != nil {
+			tail = tails[i]
+		}
+		n := len(f) + len(tail)
+		if uint(n)-MinFrameLen > uint(fs)-MinFrameLen {
 			bad++
 			continue
 		}
 		slot := prod & mask
 		rel := uint64(slot) << shift
-		copy(unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), len(f)), f)
+		dst := unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), n)
+		copy(dst[copy(dst, f):], tail)
 		d := (*desc)(unsafe.Add(descs, uintptr(slot)*descSize))
 		d.off = partStart + rel
-		d.len = uint32(len(f))
+		d.len = uint32(n)
 		d.flags = 0
 		prod++
 		queued++
@@ -211,8 +229,8 @@ func (t *Tx) Send(frames [][]byte) (int, error) {
 	if bad > 0 {
 		t.badLen.Add(bad)
 	}
-	if i < len(frames) {
-		t.full.Add(uint64(len(frames) - i))
+	if i < len(heads) {
+		t.full.Add(uint64(len(heads) - i))
 	}
 	return int(queued), nil
 }

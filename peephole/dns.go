@@ -196,6 +196,7 @@ func (s *DNSStage) answer(snap *dnsSnapshot, p *pipeline.Packet) (dnsOutcome, DN
 	if p.Ethernet().Dst().IsMulticast() {
 		return dnsOutPass, DNSPassMulticast
 	}
+	p.Materialize() // the query is payload
 	msg := u.Payload()
 	var q dnsQuery
 	if out, why := parseDNSQuery(msg, &q); out != dnsOutAnswer {

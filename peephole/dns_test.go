@@ -246,6 +246,35 @@ func TestDNSStageAnswers(t *testing.T) {
 	}
 }
 
+// TestDNSStageTailedQuery: a large query whose end is still in the
+// sender's buffer (pipeline.Packet.Tail) is answered from the whole query.
+func TestDNSStageTailedQuery(t *testing.T) {
+	q := query("web.vs.local.", dns.TypeA)
+	q.SetEdns0(1400, false)
+	q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, 600)})
+	frame := testFrame(t, false, packMsg(t, q), false)
+	if len(frame) < 600 {
+		t.Fatalf("query frame only %d bytes", len(frame))
+	}
+	s := NewDNSStage(testZones(t))
+	var b pipeline.Batch
+	b.Len = 1
+	p := &b.Pkts[0]
+	buf := make([]byte, 2048)
+	copy(buf, frame[:192])
+	p.Data = buf[:len(frame)]
+	p.Reset()
+	p.Tail = frame[192:]
+	if !p.Parse() {
+		t.Fatalf("parse: %v", p.Reason)
+	}
+	s.Process(&b)
+	m := checkReply(t, p, false)
+	if len(m.Answer) != 2 || m.Id != q.Id {
+		t.Fatalf("reply %v", m)
+	}
+}
+
 func TestDNSStagePasses(t *testing.T) {
 	zones := testZones(t)
 	compressed := func() []byte {

@@ -164,6 +164,7 @@ func (p *Packet) l4Sum() (sum uint16, csumOff int, ok bool) {
 	if p.Flags&FlagL4 == 0 || p.Flags&FlagFragment != 0 {
 		return 0, 0, false
 	}
+	p.Materialize() // the sum covers the payload
 	switch p.L4Proto {
 	case ProtoTCP:
 		csumOff = 16

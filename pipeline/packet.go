@@ -63,6 +63,14 @@ type Packet struct {
 	// Addr is the owning port's handle on the frame (a UMEM address); only
 	// the port layer interprets it.
 	Addr uint64
+	// Tail, when not nil, holds the frame's last len(Tail) bytes where the
+	// sending port still has them (a memring client's shared buffer): Data
+	// has the frame's full length, but its last len(Tail) bytes are not
+	// filled in yet. Ports set it only for TCP and UDP frames whose headers
+	// all lie before the tail, so parsing and header rewrites never see it.
+	// A stage that reads L4 payload calls Materialize first; the port layer
+	// either copies the tail straight to its destination or materializes.
+	Tail []byte
 	// InPort is the index of the port the frame arrived on.
 	InPort uint16
 	// OutPort is the output port for VerdictForward.
@@ -81,8 +89,10 @@ type Packet struct {
 	Reason  DropReason
 }
 
-// Reset clears parse results and verdict, keeping Data, Addr and InPort.
+// Reset clears parse results, verdict and Tail, keeping Data, Addr and
+// InPort.
 func (p *Packet) Reset() {
+	p.Tail = nil
 	p.OutPort = NoPort
 	p.Flags = 0
 	p.VLAN = 0
@@ -93,6 +103,18 @@ func (p *Packet) Reset() {
 	p.L3Len = 0
 	p.Verdict = VerdictNone
 	p.Reason = DropNone
+}
+
+// Materialize fills in the frame's tail (see Tail), so that all of Data is
+// the frame. It is a no-op for a complete frame. Data may have moved or
+// changed length since the tail was set (a VLAN tag pushed or popped):
+// the tail is always the end of the frame.
+func (p *Packet) Materialize() {
+	if p.Tail == nil {
+		return
+	}
+	copy(p.Data[len(p.Data)-len(p.Tail):], p.Tail)
+	p.Tail = nil
 }
 
 // Drop sets the verdict to VerdictDrop with reason r.

@@ -72,6 +72,9 @@ func (q *ParkQueue) Park(p *Packet, vlan uint16, target netip.Addr, now uint32) 
 			break
 		}
 	}
+	// The frame outlives its batch here, and a tail (see Packet.Tail)
+	// only lives as long as the batch.
+	p.Materialize()
 	if ask {
 		asked = now
 		q.asks = append(q.asks, Solicitation{VLAN: vlan, Target: target})

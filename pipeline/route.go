@@ -433,6 +433,7 @@ func (l *icmpLimiter) allow(now uint32) bool {
 // or when the frame cannot hold the message. It reports whether it sent.
 func (s *RouteStep) timeExceeded(p *Packet, snap *routerSnap, now uint32) bool {
 	p.Drop(DropTTLExceeded)
+	p.Materialize() // the quote may reach into the payload
 	d := p.Data
 	l3 := int(p.L3Off)
 	v4 := p.Flags&FlagIPv4 != 0

@@ -63,8 +63,12 @@ type memQueue struct {
 	notifyFD int // to-client eventfd: we write it when the client asked
 	maxLen   int // the region's frame size
 	views    [pipeline.MaxBatch][]byte
-	// TX frames gathered during a batch, sent with one Send at flush.
+	// TX frames gathered during a batch, sent with one SendParts at
+	// flush: txData is the part in the switch's UMEM frame txAddr and
+	// txTail the rest, still in the sending client's region (nil when the
+	// whole frame is in txData).
 	txData [pipeline.MaxBatch][]byte
+	txTail [pipeline.MaxBatch][]byte
 	txAddr [pipeline.MaxBatch]uint64
 	txN    int
 }
@@ -281,10 +285,77 @@ func (sw *Switch) reapCorrupt() {
 	}
 }
 
-// pollMem receives one batch from a memring queue: each frame is copied
-// out of the shared region into a UMEM frame before anything parses it, so
-// a client rewriting its buffer meanwhile changes nothing the switch
-// decided on. Then the batch runs the pipeline like an AF_XDP batch.
+// Large memring frames are split: the switch copies the first memHeadLen
+// bytes into its own frame and decides on those alone, while the rest (the
+// tail, see pipeline.Packet.Tail) stays in the client's buffer until the
+// frame goes out. A frame bound for another memring port then crosses the
+// switch with one copy of its payload: head from the switch's frame, tail
+// straight from the sender's region. Everything the pipeline reads is in
+// the switch's copy, so a client rewriting its buffer meanwhile can change
+// only payload bytes no decision looked at, which it could have sent
+// anyway.
+const (
+	// memHeadLen covers Ethernet, one 802.1Q tag, IPv4 with options or
+	// IPv6, and TCP with options (at most 18+60+60 bytes).
+	memHeadLen = 192
+	// memSplitMin is the shortest frame worth splitting: below it the
+	// second copy of a tail costs less than tracking it.
+	memSplitMin = 512
+)
+
+// splitHead reports whether a frame whose first memHeadLen bytes are head
+// may leave the rest in the client's buffer: it must be unfragmented TCP
+// or UDP over IPv4 or IPv6 (no extension headers), with every header
+// inside head. Anything else (ARP, ICMP, fragments, extension chains) is
+// copied whole, because some stage may read it end to end.
+func splitHead(head []byte) bool {
+	off := 14
+	et := uint16(head[12])<<8 | uint16(head[13])
+	if et == 0x8100 {
+		et = uint16(head[16])<<8 | uint16(head[17])
+		off = 18
+	}
+	var proto byte
+	switch et {
+	case 0x0800:
+		ihl := int(head[off]&0x0f) * 4
+		if head[off]>>4 != 4 || ihl < 20 {
+			return false
+		}
+		if (uint16(head[off+6])<<8|uint16(head[off+7]))&0x3fff != 0 {
+			return false // MF set or a non-zero fragment offset
+		}
+		proto = head[off+9]
+		off += ihl
+	case 0x86dd:
+		if head[off]>>4 != 6 {
+			return false
+		}
+		proto = head[off+6]
+		off += 40
+	default:
+		return false
+	}
+	switch proto {
+	case pipeline.ProtoTCP:
+		if off+13 >= len(head) {
+			return false
+		}
+		off += int(head[off+12]>>4) * 4
+	case pipeline.ProtoUDP:
+		off += 8
+	default:
+		return false
+	}
+	return off <= len(head)
+}
+
+// pollMem receives one batch from a memring queue. Each frame is copied
+// out of the shared region into a UMEM frame before anything parses it (a
+// large TCP/UDP frame only its head, see memHeadLen), so a client
+// rewriting its buffer meanwhile changes nothing the switch decided on.
+// Then the batch runs the pipeline like an AF_XDP batch, and only after
+// it is transmitted are the client's buffers released.
 func (w *Worker) pollMem(q *memQueue) int {
 	n, err := q.rx.Recv(q.views[:])
 	if err != nil {
@@ -313,17 +384,26 @@ func (w *Worker) pollMem(q *memQueue) int {
 		}
 		addr += frameHeadroom
 		buf := w.umem.Frame(addr, uint32(len(v)))
-		copy(buf, v)
 		p := &b.Pkts[k]
 		p.Data = buf
 		p.Addr = addr
 		p.InPort = q.port
 		p.Reset()
+		if len(v) >= memSplitMin {
+			copy(buf[:memHeadLen], v)
+			if splitHead(buf[:memHeadLen]) {
+				p.Tail = v[memHeadLen:]
+			} else {
+				copy(buf[memHeadLen:], v[memHeadLen:])
+			}
+		} else {
+			copy(buf, v)
+		}
 		bytes += uint64(len(v))
 		k++
 	}
-	q.rx.Release()
 	if k == 0 {
+		q.rx.Release()
 		return n
 	}
 	b.Len = k
@@ -334,13 +414,17 @@ func (w *Worker) pollMem(q *memQueue) int {
 	w.ctr.rx.Add(uint64(k))
 	w.pipe.Process(b)
 	w.transmit(b)
+	// transmit flushed every output, so no tail is referenced any more.
+	q.rx.Release()
 	return n
 }
 
-// memEnqueue queues a frame (a UMEM frame the worker owns) for a memring
-// port's to-client ring; flushMem copies the batch into the region.
-// Drops count against port in.
-func (w *Worker) memEnqueue(q *memQueue, in uint16, addr uint64, data []byte) {
+// memEnqueue queues a frame (a UMEM frame the worker owns, plus the tail
+// still in a client's region, or nil) for a memring port's to-client
+// ring; flushMem copies the batch into the region. data is the whole
+// frame's length; its last len(tail) bytes are in tail. Drops count
+// against port in.
+func (w *Worker) memEnqueue(q *memQueue, in uint16, addr uint64, data, tail []byte) {
 	if len(data) > q.maxLen {
 		w.drop(in, pipeline.DropTooBig)
 		w.umem.Put(addr)
@@ -349,7 +433,8 @@ func (w *Worker) memEnqueue(q *memQueue, in uint16, addr uint64, data []byte) {
 	if q.txN == len(q.txData) {
 		w.flushMem(q)
 	}
-	q.txData[q.txN] = data
+	q.txData[q.txN] = data[:len(data)-len(tail)]
+	q.txTail[q.txN] = tail
 	q.txAddr[q.txN] = addr
 	q.txN++
 	w.markDirty(q.port)
@@ -370,27 +455,27 @@ func (w *Worker) handoffMem(q *memQueue, data []byte) {
 	addr += frameHeadroom
 	buf := w.umem.Frame(addr, uint32(len(data)))
 	copy(buf, data)
-	w.memEnqueue(q, q.port, addr, buf)
+	w.memEnqueue(q, q.port, addr, buf, nil)
 }
 
 // flushMem copies the gathered frames into the to-client ring with one
-// Send, frees their UMEM frames, and wakes the client if it asked.
+// SendParts, frees their UMEM frames, and wakes the client if it asked.
 func (w *Worker) flushMem(q *memQueue) {
 	n := q.txN
 	if n == 0 {
 		return
 	}
-	sent, err := q.tx.Send(q.txData[:n])
+	sent, err := q.tx.SendParts(q.txData[:n], q.txTail[:n])
 	if err != nil && !q.mp.corrupt.Swap(true) {
 		q.mp.corrupts.Add(1)
 	}
 	var bytes uint64
 	for i := 0; i < n; i++ {
 		if i < sent {
-			bytes += uint64(len(q.txData[i]))
+			bytes += uint64(len(q.txData[i]) + len(q.txTail[i]))
 		}
 		w.umem.Put(q.txAddr[i])
-		q.txData[i] = nil
+		q.txData[i], q.txTail[i] = nil, nil
 	}
 	q.txN = 0
 	pc := &w.port[q.port]

@@ -369,6 +369,7 @@ func (w *Worker) drop(port uint16, r pipeline.DropReason) {
 // flood sends p to every other port of its VLAN: copies for all but the last
 // member, which gets the original frame.
 func (w *Worker) flood(tbl *portTable, p *pipeline.Packet) {
+	p.Materialize() // the copies are made from Data
 	last := -1
 	for i, e := range tbl.list {
 		if e.index == p.InPort {
@@ -443,8 +444,14 @@ func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uin
 		setVLANID(data, p.VLAN)
 	}
 	if mq := w.memTx[out]; mq != nil {
-		w.memEnqueue(mq, p.InPort, addr, data)
+		w.memEnqueue(mq, p.InPort, addr, data, p.Tail)
+		p.Tail = nil
 		return
+	}
+	// Every other way out needs the whole frame in the switch's memory.
+	if p.Tail != nil {
+		copy(data[len(data)-len(p.Tail):], p.Tail)
+		p.Tail = nil
 	}
 	s := w.txSock[out]
 	if s == nil {
