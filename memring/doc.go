@@ -92,8 +92,11 @@
 // any goroutine. Frames returned by Rx.Recv are views into shared memory,
 // valid until Rx.Release; a buffer from Tx.Buffer is the caller's until
 // Tx.Submit. The client can rewrite a to-switch frame while the switch
-// holds its view: the switch copies a frame (into its own UMEM frame)
-// before any check of the frame's contents has to stay true.
+// holds its view: the switch copies the part of a frame it checks (the
+// whole frame, or for a large TCP/UDP frame its first 192 bytes) into its
+// own UMEM frame before any check of it has to stay true, and copies the
+// unchecked rest straight to the destination (Tx.SendParts) before it
+// releases the view.
 //
 // Tests of code that uses rings get a fake client and raw hostile access
 // from memring/memringtest.
