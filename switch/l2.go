@@ -75,6 +75,15 @@ func (s *L2Stage) Name() string { return "l2" }
 // Process implements pipeline.Stage.
 func (s *L2Stage) Process(b *pipeline.Batch) {
 	now := s.now.Load()
+	// A batch is mostly runs of one flow. The last source learned and the
+	// last destination looked up are remembered for the batch: learning
+	// the same key on the same port at the same time again changes
+	// nothing, and a learn of any other key forgets the remembered
+	// lookup, so the verdicts are those of learning and looking up every
+	// packet.
+	var lastSrc, lastDst uint64 // 0 is no key (fdbKeyBytes sets fdbKeyValid)
+	var lastIn, lastOut uint16
+	var lastKnown bool
 	for i := 0; i < b.Len; i++ {
 		p := &b.Pkts[i]
 		if p.Verdict != pipeline.VerdictNone {
@@ -82,12 +91,19 @@ func (s *L2Stage) Process(b *pipeline.Batch) {
 		}
 		vlan := p.VLAN
 		d := p.Data
-		s.fdb.learn(fdbKeyBytes(d[6:12], vlan), p.InPort, now)
+		if src := fdbKeyBytes(d[6:12], vlan); src != lastSrc || p.InPort != lastIn {
+			s.fdb.learn(src, p.InPort, now)
+			lastSrc, lastIn, lastDst = src, p.InPort, 0
+		}
 		if d[0]&1 != 0 {
 			p.Verdict = pipeline.VerdictFlood
 			continue
 		}
-		out, known := s.fdb.lookup(fdbKeyBytes(d[0:6], vlan))
+		if dst := fdbKeyBytes(d[0:6], vlan); dst != lastDst {
+			lastOut, lastKnown = s.fdb.lookup(dst)
+			lastDst = dst
+		}
+		out, known := lastOut, lastKnown
 		switch {
 		case !known:
 			p.Verdict = pipeline.VerdictFlood

@@ -378,6 +378,38 @@ func TestL2StageLearns(t *testing.T) {
 	}
 }
 
+// TestL2StageWithinBatch: verdicts inside one batch are those of learning
+// and looking up packet by packet, in order, although the stage remembers
+// its last learn and lookup: a destination learned mid-batch is forwarded
+// to from then on, a station moving mid-batch is followed, and repeats of
+// one flow keep their verdict.
+func TestL2StageWithinBatch(t *testing.T) {
+	h := newL2Harness(testPort{index: 1}, testPort{index: 2}, testPort{index: 3})
+	pkts := h.run(t,
+		in{1, udpFrame(t, macA, macB, untagged, 22, 1)}, // B unknown: flood
+		in{1, udpFrame(t, macA, macB, untagged, 22, 2)}, // still unknown
+		in{2, arpRequest(t, macB, untagged)},            // learns B on 2; broadcast
+		in{1, udpFrame(t, macA, macB, untagged, 22, 4)}, // B known now: 2
+		in{1, udpFrame(t, macA, macB, untagged, 22, 5)}, // repeat: 2
+		in{3, udpFrame(t, macB, macA, untagged, 22, 6)}, // B moves to 3; A known on 1
+		in{1, udpFrame(t, macA, macB, untagged, 22, 7)}, // follows B to 3
+		in{3, udpFrame(t, macB, macA, untagged, 22, 8)}, // A on 1
+	)
+	want := []struct {
+		v   pipeline.Verdict
+		out uint16
+	}{
+		{pipeline.VerdictFlood, pipeline.NoPort}, {pipeline.VerdictFlood, pipeline.NoPort},
+		{pipeline.VerdictFlood, pipeline.NoPort}, {pipeline.VerdictForward, 2}, {pipeline.VerdictForward, 2},
+		{pipeline.VerdictForward, 1}, {pipeline.VerdictForward, 3}, {pipeline.VerdictForward, 1},
+	}
+	for i, w := range want {
+		if pkts[i].Verdict != w.v || w.v == pipeline.VerdictForward && pkts[i].OutPort != w.out {
+			t.Errorf("packet %d: %v out %d, want %v out %d", i, pkts[i].Verdict, pkts[i].OutPort, w.v, w.out)
+		}
+	}
+}
+
 // TestL2StageSkipsDecided checks that packets with a verdict from an
 // earlier stage are neither learned from nor changed.
 func TestL2StageSkipsDecided(t *testing.T) {
