@@ -13,9 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // The testpmd case is the reference AF_XDP switch of the shared anchors
@@ -28,8 +25,6 @@ const (
 	// testpmdReadyLine is printed once forwarding runs
 	// ("io packet forwarding - ports=2 - cores=1 - streams=2 ...").
 	testpmdReadyLine = "packet forwarding - ports=2"
-	// bpffsPath is where libxdp (used by net_af_xdp) pins its dispatcher.
-	bpffsPath = "/sys/fs/bpf"
 	// testpmdMinReady is the least time testpmd gets to start forwarding:
 	// on the 2-vCPU benchmark VM it took 9-20 s, 12 s of them in EAL's
 	// memory init (-m 1024 without huge pages), more than the default
@@ -105,7 +100,7 @@ type testpmdSwitch struct {
 	prefix string
 	dir    string
 	child
-	mountedBpffs bool
+	bpffs bpffsMount
 }
 
 func (s *testpmdSwitch) Note() string { return testpmdNote(s.cpu, s.ring) }
@@ -124,7 +119,8 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 	}
 	s.t = t
 	s.name, s.tail = "testpmd", testpmdTail
-	if err := s.mountBpffs(); err != nil {
+	// libxdp pins its XDP dispatcher there; net_af_xdp fails without it.
+	if err := s.bpffs.Mount(); err != nil {
 		return err
 	}
 	if s.dir, err = os.MkdirTemp("", "vsb-testpmd-"); err != nil {
@@ -153,20 +149,6 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 	s.watch()
 	fmt.Fprintf(s.log, "  testpmd pid %d, file prefix %s, log %s\n", s.cmd.Process.Pid, s.prefix, s.logPath)
 	return s.waitReady(ctx)
-}
-
-// mountBpffs mounts a bpffs on /sys/fs/bpf unless one is there: libxdp
-// pins its XDP dispatcher in it and net_af_xdp fails without it.
-func (s *testpmdSwitch) mountBpffs() error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(bpffsPath, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
-		return nil
-	}
-	if err := unix.Mount("bpf", bpffsPath, "bpf", 0, ""); err != nil {
-		return fmt.Errorf("mount bpffs on %s (libxdp needs it): %w", bpffsPath, err)
-	}
-	s.mountedBpffs = true
-	return nil
 }
 
 // waitReady polls the log for the forwarding line until it appears,
@@ -212,14 +194,9 @@ func (s *testpmdSwitch) Stop() error {
 		s.prefix = ""
 	}
 	if s.t != nil {
-		errs = append(errs, s.detachLeftXDP())
+		errs = append(errs, detachLeftXDP(s.t, "testpmd"))
 	}
-	if s.mountedBpffs {
-		if err := unix.Unmount(bpffsPath, 0); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", bpffsPath, err))
-		}
-		s.mountedBpffs = false
-	}
+	errs = append(errs, s.bpffs.Unmount())
 	err := errors.Join(errs...)
 	if s.dir != "" {
 		if err != nil || s.failed {
@@ -230,32 +207,6 @@ func (s *testpmdSwitch) Stop() error {
 		s.dir = ""
 	}
 	return err
-}
-
-// detachLeftXDP removes an XDP program still attached to p0 or p1 once
-// testpmd is gone. libxdp attaches its dispatcher through netlink, not a
-// bpf_link, so a killed testpmd leaves it behind; the next case could not
-// attach its own program. A cleanly exited testpmd detaches it itself.
-func (s *testpmdSwitch) detachLeftXDP() error {
-	h := s.t.RootHandle()
-	if h == nil {
-		return nil
-	}
-	var errs []error
-	for _, name := range []string{s.t.P0, s.t.P1} {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			continue // topology already gone
-		}
-		if x := l.Attrs().Xdp; x != nil && x.Attached {
-			if err := netlink.LinkSetXdpFd(l, -1); err != nil { // root netns, as h
-				errs = append(errs, fmt.Errorf("detach XDP program %d testpmd left on %s: %w", x.ProgId, name, err))
-			} else {
-				errs = append(errs, fmt.Errorf("testpmd left XDP program %d on %s (detached)", x.ProgId, name))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
