@@ -90,7 +90,7 @@ func TestOptionsValidate(t *testing.T) {
 		name string
 		mod  func(*Options)
 	}{
-		{"unknown case", func(o *Options) { o.Cases = []string{"ovs"} }},
+		{"unknown case", func(o *Options) { o.Cases = []string{"vpp"} }},
 		{"bad size", func(o *Options) { o.Sizes = []int{40} }},
 		{"no reps", func(o *Options) { o.Reps = 0 }},
 		{"bad cpu", func(o *Options) { o.GenCPU = 4096 }},

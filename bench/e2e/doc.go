@@ -1,8 +1,8 @@
 // Package e2e is the end-to-end packet benchmark harness: a two-namespace
 // veth topology, an XDP live-frames generator, an XDP_DROP sink, the
 // reference switches (Linux bridge, XDP redirect, DPDK testpmd with
-// net_af_xdp) and vswitchd as the switch under test, plus the aggregation
-// and reporting of the measured rates.
+// net_af_xdp, Open vSwitch with afxdp ports) and vswitchd as the switch
+// under test, plus the aggregation and reporting of the measured rates.
 //
 // Method (same as the shared anchors, so numbers compare):
 //

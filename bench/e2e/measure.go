@@ -27,7 +27,7 @@ type Options struct {
 	Reps     int
 	Duration time.Duration // per repetition
 	GenCPU   int           // generator core
-	SwCPU    int           // vswitchd worker / testpmd forwarding lcore core
+	SwCPU    int           // vswitchd worker / testpmd forwarding lcore / OVS PMD core
 	// PinSwitch binds every vswitchd thread to SwCPU, as the anchors did for
 	// OVS; otherwise the worker is pinned to SwCPU and the daemon's control
 	// threads to GenCPU by its config, as testpmd's main lcore.

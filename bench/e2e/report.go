@@ -77,10 +77,12 @@ type Ratio struct {
 	VsRedirect *float64 `json:"vswitchd_per_xdp_redirect,omitempty"`
 	// VsTestpmd compares with the reference AF_XDP switch (DPDK testpmd).
 	VsTestpmd *float64 `json:"vswitchd_per_testpmd,omitempty"`
+	// VsOVS compares with Open vSwitch on afxdp ports.
+	VsOVS *float64 `json:"vswitchd_per_ovs,omitempty"`
 }
 
-// Ratios computes vswitchd/bridge, vswitchd/xdp-redirect and
-// vswitchd/testpmd for every size and flow count vswitchd was measured at.
+// Ratios computes vswitchd/bridge, vswitchd/xdp-redirect, vswitchd/testpmd
+// and vswitchd/ovs for every size and flow count vswitchd was measured at.
 func Ratios(rs []CaseResult) []Ratio {
 	median := func(c string, size, flows int) (float64, bool) {
 		for _, r := range rs {
@@ -108,6 +110,10 @@ func Ratios(rs []CaseResult) []Ratio {
 			if p, ok := median(CaseTestpmd, r.Size, r.Flows); ok && p > 0 {
 				x := v / p
 				q.VsTestpmd = &x
+			}
+			if p, ok := median(CaseOVS, r.Size, r.Flows); ok && p > 0 {
+				x := v / p
+				q.VsOVS = &x
 			}
 		}
 		out = append(out, q)
@@ -159,8 +165,8 @@ func MarkdownTable(rs []CaseResult, cores []int) string {
 }
 
 // MarkdownRatios renders the ratio table; empty if vswitchd was not measured.
-// The testpmd column is there only when some row has both measured (testpmd
-// is not in every run, e.g. not in ci).
+// The testpmd and ovs columns are there only when some row has both sides
+// measured (neither is in every run, e.g. not in ci).
 func MarkdownRatios(qs []Ratio) string {
 	if len(qs) == 0 {
 		return ""
@@ -172,13 +178,20 @@ func MarkdownRatios(qs []Ratio) string {
 		return fmt.Sprintf("%.2f", *p)
 	}
 	testpmd := slices.ContainsFunc(qs, func(q Ratio) bool { return q.VsTestpmd != nil })
+	ovs := slices.ContainsFunc(qs, func(q Ratio) bool { return q.VsOVS != nil })
 	var b strings.Builder
 	b.WriteString("| frame B | flows | vswitchd / linux-bridge | vswitchd / xdp-redirect |")
 	if testpmd {
 		b.WriteString(" vswitchd / testpmd |")
 	}
+	if ovs {
+		b.WriteString(" vswitchd / ovs |")
+	}
 	b.WriteString("\n|---:|---:|---:|---:|")
 	if testpmd {
+		b.WriteString("---:|")
+	}
+	if ovs {
 		b.WriteString("---:|")
 	}
 	b.WriteString("\n")
@@ -186,6 +199,9 @@ func MarkdownRatios(qs []Ratio) string {
 		fmt.Fprintf(&b, "| %d | %d | %s | %s |", q.Size, q.Flows, f(q.VsBridge), f(q.VsRedirect))
 		if testpmd {
 			fmt.Fprintf(&b, " %s |", f(q.VsTestpmd))
+		}
+		if ovs {
+			fmt.Fprintf(&b, " %s |", f(q.VsOVS))
 		}
 		b.WriteString("\n")
 	}

@@ -31,14 +31,16 @@ const (
 	CaseRedirect    = "redirect"
 	CaseRedirectMap = "redirect-map"
 	CaseTestpmd     = "testpmd"
+	CaseOVS         = "ovs"
 	CaseVswitchd    = "vswitchd"
 )
 
 // AllCases lists every case; DefaultCases is what a full run measures;
-// CICases is the lean set of the ci mode (no DPDK needed on CI machines).
+// CICases is the lean set of the ci mode (no DPDK or OVS needed on CI
+// machines).
 var (
-	AllCases     = []string{CaseBridge, CaseRedirect, CaseRedirectMap, CaseTestpmd, CaseVswitchd}
-	DefaultCases = []string{CaseBridge, CaseRedirect, CaseTestpmd, CaseVswitchd}
+	AllCases     = []string{CaseBridge, CaseRedirect, CaseRedirectMap, CaseTestpmd, CaseOVS, CaseVswitchd}
+	DefaultCases = []string{CaseBridge, CaseRedirect, CaseTestpmd, CaseOVS, CaseVswitchd}
 	CICases      = []string{CaseBridge, CaseRedirect, CaseVswitchd}
 )
 
@@ -53,6 +55,8 @@ func CaseLabel(c string) string {
 		return "xdp-redirect-map"
 	case CaseTestpmd:
 		return "dpdk-testpmd-io"
+	case CaseOVS:
+		return "ovs-netdev-afxdp"
 	}
 	return c
 }
@@ -70,6 +74,8 @@ func newSwitch(name string, o *Options) (Switch, error) {
 		return &redirectSwitch{devmap: true}, nil
 	case CaseTestpmd:
 		return &testpmdSwitch{genCPU: o.GenCPU, cpu: o.SwCPU, ring: o.TestpmdRing, readyTimeout: o.ReadyTimeout, log: o.Log}, nil
+	case CaseOVS:
+		return &ovsSwitch{cpu: o.SwCPU, readyTimeout: o.ReadyTimeout, pingTimeout: o.PingTimeout, log: o.Log}, nil
 	case CaseVswitchd:
 		return &vswitchdSwitch{bin: o.Bin, cpu: o.SwCPU, controlCPU: o.GenCPU, pinAll: o.PinSwitch,
 			ring: o.RingSize, readyTimeout: o.ReadyTimeout, log: o.Log}, nil

@@ -114,10 +114,12 @@ func TestExitedCleanly(t *testing.T) {
 	}
 }
 
-// CI stays lean: testpmd is measured in full runs only.
+// CI stays lean: testpmd and ovs are measured in full runs only.
 func TestCaseSets(t *testing.T) {
-	if !slices.Contains(AllCases, CaseTestpmd) || !slices.Contains(DefaultCases, CaseTestpmd) {
-		t.Fatal("testpmd missing from AllCases or DefaultCases")
+	for _, c := range []string{CaseTestpmd, CaseOVS} {
+		if !slices.Contains(AllCases, c) || !slices.Contains(DefaultCases, c) {
+			t.Fatalf("%s missing from AllCases or DefaultCases", c)
+		}
 	}
 	if !reflect.DeepEqual(CICases, []string{CaseBridge, CaseRedirect, CaseVswitchd}) {
 		t.Fatalf("CICases %v", CICases)

@@ -95,7 +95,8 @@ type Settings struct {
 
 // defaultSettings: e2e/all measure everything (3 x 10 s); ci measures the
 // main configuration once for 3 s with short micro benchmarks, and only the
-// cases that need nothing beyond the kernel and our binaries (no DPDK).
+// cases that need nothing beyond the kernel and our binaries (no DPDK, no
+// OVS).
 func defaultSettings(mode string) Settings {
 	s := Settings{
 		Mode: mode, Bin: "bin", Cases: e2e.DefaultCases,
@@ -130,7 +131,7 @@ func parseSettings(mode string, args []string, stderr io.Writer) (Settings, erro
 	fs.IntVar(&s.Reps, "reps", s.Reps, "repetitions per case, size and flow count")
 	fs.DurationVar(&s.duration, "dur", s.duration, "duration of one repetition")
 	fs.IntVar(&s.GenCPU, "gen-cpu", s.GenCPU, "generator core (also testpmd's idle main lcore)")
-	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore)")
+	fs.IntVar(&s.SwCPU, "sw-cpu", s.SwCPU, "switch core (vswitchd worker, testpmd forwarding lcore, OVS PMD and daemon)")
 	fs.BoolVar(&s.PinSwitch, "pin-switch", s.PinSwitch, "pin every vswitchd thread to -sw-cpu (false: worker on -sw-cpu, control threads on -gen-cpu)")
 	fs.IntVar(&s.RingSize, "ring", s.RingSize, "vswitchd's AF_XDP ring size per port (0: the daemon's default)")
 	fs.IntVar(&s.TestpmdRing, "testpmd-ring", s.TestpmdRing, "testpmd's --rxd/--txd (0: net_af_xdp's default)")

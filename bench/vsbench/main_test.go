@@ -94,13 +94,15 @@ func TestParseSettings(t *testing.T) {
 	}
 }
 
-// ci stays lean (no DPDK on CI machines); full runs include testpmd.
+// ci stays lean (no DPDK or OVS on CI machines); full runs include testpmd
+// and ovs.
 func TestDefaultCases(t *testing.T) {
 	if got := defaultSettings("ci").Cases; !reflect.DeepEqual(got, []string{"bridge", "redirect", "vswitchd"}) {
 		t.Fatalf("ci cases %v", got)
 	}
 	for _, mode := range []string{"e2e", "all"} {
-		if got := defaultSettings(mode).Cases; !reflect.DeepEqual(got, e2e.DefaultCases) || !slices.Contains(got, e2e.CaseTestpmd) {
+		got := defaultSettings(mode).Cases
+		if !reflect.DeepEqual(got, e2e.DefaultCases) || !slices.Contains(got, e2e.CaseTestpmd) || !slices.Contains(got, e2e.CaseOVS) {
 			t.Fatalf("%s cases %v", mode, got)
 		}
 	}
