@@ -9,9 +9,12 @@ LDFLAGS := -X github.com/vswitch/vswitch/switch.Version=$(VERSION)
 # behind the switch, dnsperf); dnsmasq-base has no service that would start.
 APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc \
 	ndisc6 bind9-dnsutils dnsmasq-base dnsperf
-# BENCH_APT_PKGS: DPDK testpmd with the net_af_xdp driver, the reference
-# AF_XDP switch of the e2e benchmark (case testpmd; not in bench-ci).
-BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool-ring23
+# BENCH_APT_PKGS: the reference AF_XDP switches of the e2e benchmark, neither
+# in bench-ci: DPDK testpmd with the net_af_xdp driver (case testpmd) and
+# Open vSwitch (case ovs, afxdp ports; the harness runs its own ovsdb-server
+# and ovs-vswitchd from a temp dir, not the package's service).
+BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool-ring23 \
+	openvswitch-switch
 # Executions per fuzz target. A count, not a duration: with a duration the
 # fuzz coordinator can end on "context deadline exceeded" when a worker is
 # mid-input at the deadline, a harness flake rather than a finding.
