@@ -7,14 +7,17 @@ LDFLAGS := -X github.com/vswitch/vswitch/switch.Version=$(VERSION)
 # APT_PKGS: the tools the tests and the demo run. Second line: the clients
 # of the peephole tests and the DNS benchmark (ndisc6, dig, a dnsmasq
 # behind the switch, dnsperf); dnsmasq-base has no service that would start.
+# Third: Open vSwitch, whose afxdp ports are a reference of the e2e
+# benchmark (case ovs) and whose harness case has a smoke test; the harness
+# runs its own ovsdb-server and ovs-vswitchd from a temp dir, never the
+# package's service.
 APT_PKGS := iproute2 iputils-ping arping iperf3 ethtool tcpdump procps psmisc \
-	ndisc6 bind9-dnsutils dnsmasq-base dnsperf
-# BENCH_APT_PKGS: the reference AF_XDP switches of the e2e benchmark, neither
-# in bench-ci: DPDK testpmd with the net_af_xdp driver (case testpmd) and
-# Open vSwitch (case ovs, afxdp ports; the harness runs its own ovsdb-server
-# and ovs-vswitchd from a temp dir, not the package's service).
-BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool-ring23 \
+	ndisc6 bind9-dnsutils dnsmasq-base dnsperf \
 	openvswitch-switch
+# BENCH_APT_PKGS: DPDK testpmd for the benchmarks only (not bench-ci): with
+# net_af_xdp as an e2e reference (case testpmd), with net_memif as
+# bench-memring's.
+BENCH_APT_PKGS := dpdk-dev librte-net-af-xdp23 librte-net-memif23 librte-mempool-ring23
 # Executions per fuzz target. A count, not a duration: with a duration the
 # fuzz coordinator can end on "context deadline exceeded" when a worker is
 # mid-input at the deadline, a harness flake rather than a finding.
