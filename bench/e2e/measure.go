@@ -206,6 +206,11 @@ func runCase(ctx context.Context, o *Options, topo *Topology, name string) ([]Ca
 	if err != nil {
 		return nil, err
 	}
+	return runSwitch(ctx, o, topo, name, sw)
+}
+
+// runSwitch is runCase with the switch already made.
+func runSwitch(ctx context.Context, o *Options, topo *Topology, name string, sw Switch) ([]CaseResult, error) {
 	var rs []CaseResult
 	for _, size := range o.Sizes {
 		for _, flows := range o.Flows {
@@ -257,6 +262,13 @@ func runCase(ctx context.Context, o *Options, topo *Topology, name string) ([]Ca
 			if err != nil {
 				r.Error = err.Error()
 				fmt.Fprintf(o.Log, "  %s %d B %d flows rep %d: %v\n", r.Label, r.Size, r.Flows, rep, err)
+				break
+			}
+			// A switch that died during the repetition forwarded only part
+			// of it: that rate is not the switch's, so it is not kept.
+			if err := sw.Alive(); err != nil {
+				r.Error = fmt.Sprintf("switch died during repetition %d: %v", rep, err)
+				fmt.Fprintf(o.Log, "  %s %d B %d flows rep %d: %s\n", r.Label, r.Size, r.Flows, rep, r.Error)
 				break
 			}
 			r.Reps = append(r.Reps, m)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"runtime"
@@ -273,4 +274,54 @@ func xdpDrops(t *testing.T, topo *Topology) uint64 {
 	}
 	t.Fatalf("no rx_queue_0_xdp_drops in ethtool -S:\n%s", out)
 	return 0
+}
+
+// dyingSwitch is the bridge, reporting itself dead from its alive-th
+// Alive call on, as a daemon killed during a repetition would be.
+type dyingSwitch struct {
+	bridgeSwitch
+	alive, calls int
+}
+
+func (d *dyingSwitch) Alive() error {
+	d.calls++
+	if d.calls >= d.alive {
+		return errors.New("exited: killed")
+	}
+	return nil
+}
+
+// TestSwitchDiesMidRepetition: a repetition during which the switch died
+// is not recorded, and the case says why.
+func TestSwitchDiesMidRepetition(t *testing.T) {
+	requirePriv(t)
+	ctx := context.Background()
+	o := smokeOptions(CaseBridge)
+	o.Reps = 3
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := SetupTopology(ctx, NewNames(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Alive runs before and after each repetition: the 4th call is the
+	// one after the second repetition.
+	sw := &dyingSwitch{alive: 4}
+	rs, err := runSwitch(ctx, &o, topo, CaseBridge, sw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("%d results, want 1", len(rs))
+	}
+	r := rs[0]
+	if len(r.Reps) != 1 || !strings.Contains(r.Error, "switch died during repetition 2") {
+		t.Fatalf("reps %d, error %q; want 1 rep kept and the death of repetition 2 reported", len(r.Reps), r.Error)
+	}
 }
