@@ -9,6 +9,8 @@
 //     veth: bench/e2e's vswitchd case, unchanged (XDP live-frames generator
 //     pinned to the client core in the source namespace, XDP_DROP sink on
 //     the destination veth), so the figures compare with "make bench-e2e";
+//     the repetitions run in rounds that measure both paths in turn, so
+//     a slow spell of the host is shared by them;
 //   - one-way latency p50/p99 at a fixed moderate rate (-lat-rate): probe
 //     frames carrying a sequence number and the send time, sent by one
 //     client and received by the other, both in this process on one
@@ -189,10 +191,25 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	s.QuietAtStart, s.BusyAtStart = waitQuiet(ctx, s, stderr)
 	now := time.Now()
 	rep := newReport(now, host, s, args)
-	phases := []struct {
+	// Throughput runs in rounds: each measures one repetition of every
+	// size on the memring path, then on the veth path, so a slow spell of
+	// the host is shared by both paths instead of moving their ratio.
+	// Latency follows, memring first.
+	type phase struct {
 		on  bool
 		run func(context.Context, Settings, io.Writer)
-	}{{s.Memring, rep.runMemring}, {s.Veth, rep.runVethThroughput}, {s.Veth, rep.runVethLatency}}
+	}
+	var phases []phase
+	for round := 1; round <= s.Reps; round++ {
+		last := round == s.Reps
+		phases = append(phases,
+			phase{s.Memring, func(ctx context.Context, s Settings, log io.Writer) {
+				fmt.Fprintf(log, "round %d of %d\n", round, s.Reps)
+				rep.runMemring(ctx, s, log, last)
+			}},
+			phase{s.Veth, rep.runVethThroughput})
+	}
+	phases = append(phases, phase{s.Veth, rep.runVethLatency})
 	for _, ph := range phases {
 		if !ph.on || ctx.Err() != nil {
 			continue
@@ -232,8 +249,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // runMemring: vswitchd with memring ports m1 and m2, the two clients in
-// this process; throughput at every size, then latency at every size.
-func (r *Report) runMemring(ctx context.Context, s Settings, log io.Writer) {
+// this process; one throughput repetition at every size (one round), then,
+// with latency, the latency at every size.
+func (r *Report) runMemring(ctx context.Context, s Settings, log io.Writer, latency bool) {
 	fmt.Fprintln(log, "memring: start vswitchd with memring ports m1, m2")
 	d, err := startDaemon(ctx, daemonSpec{Bin: s.Bin, CPU: s.SwitchCPU, Memring: []string{"m1", "m2"}, RingSize: s.RingSize}, log)
 	if err != nil {
@@ -258,26 +276,31 @@ func (r *Report) runMemring(ctx context.Context, s Settings, log io.Writer) {
 		return
 	}
 	for _, size := range s.Sizes {
+		if ctx.Err() != nil {
+			return
+		}
 		c := Throughput{Path: pathMemring, Size: size}
-		for i := 1; i <= s.Reps && ctx.Err() == nil; i++ {
-			if err := d.Alive(); err != nil {
-				c.Error = err.Error()
-				break
-			}
-			f0 := foreignTicks()
-			m, full, err := p.blast(ctx, size, s.dur, s.ClientCPU)
-			c.ForeignPct = append(c.ForeignPct, foreignShare(f0, foreignTicks(), m.Elapsed))
-			if err != nil {
-				c.Error = err.Error()
-				break
-			}
-			c.Reps = append(c.Reps, m)
-			c.GenRingFull = append(c.GenRingFull, full)
-			fmt.Fprintf(log, "  memring %d B rep %d: rx %.3f Mpps, gen tx %.3f Mpps, cpu %v, foreign %.0f%%\n",
-				size, i, m.RxMpps, m.TxMpps, pct(m.CPUBusy), c.ForeignPct[len(c.ForeignPct)-1])
+		if err := d.Alive(); err != nil {
+			c.Error = err.Error()
+			r.addThroughput(c)
+			continue
+		}
+		f0 := foreignTicks()
+		m, full, err := p.blast(ctx, size, s.dur, s.ClientCPU)
+		c.ForeignPct = []float64{foreignShare(f0, foreignTicks(), m.Elapsed)}
+		if err != nil {
+			c.Error = err.Error()
+		} else {
+			c.Reps = []e2e.Rep{m}
+			c.GenRingFull = []uint64{full}
+			fmt.Fprintf(log, "  memring %d B: rx %.3f Mpps, gen tx %.3f Mpps, cpu %v, foreign %.0f%%\n",
+				size, m.RxMpps, m.TxMpps, pct(m.CPUBusy), c.ForeignPct[0])
 		}
 		c.Diagnostics = d.Stats(ctx)
 		r.addThroughput(c)
+	}
+	if !latency {
+		return
 	}
 	for _, size := range s.Sizes {
 		if ctx.Err() != nil {
@@ -329,7 +352,7 @@ func (r *Report) runVethThroughput(ctx context.Context, s Settings, log io.Write
 	fmt.Fprintln(log, "veth: bench/e2e vswitchd case")
 	f0, t0 := foreignTicks(), time.Now()
 	results, err := e2e.Run(ctx, e2e.Options{
-		Bin: s.Bin, Cases: []string{e2e.CaseVswitchd}, Sizes: s.Sizes, Flows: []int{1}, Reps: s.Reps,
+		Bin: s.Bin, Cases: []string{e2e.CaseVswitchd}, Sizes: s.Sizes, Flows: []int{1}, Reps: 1,
 		Duration: s.dur, GenCPU: s.ClientCPU, SwCPU: s.SwitchCPU, PinSwitch: true,
 		GenCommand: []string{exe, "gen"}, Checksum: true, Log: log,
 	})

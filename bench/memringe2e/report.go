@@ -28,8 +28,8 @@ type Throughput struct {
 	Reps        []e2e.Rep `json:"reps"`
 	GenRingFull []uint64  `json:"gen_ring_full_polls,omitempty"` // memring: generator polls that found m1 full
 	// ForeignPct is CPU taken by processes outside the run, in % of one
-	// core: per repetition (memring) or over the whole case (veth, run by
-	// bench/e2e in one call).
+	// core, per repetition (memring) or per round (veth, where bench/e2e
+	// runs every size of the round in one call).
 	ForeignPct  []float64   `json:"foreign_cpu_pct"`
 	Summary     e2e.Summary `json:"summary"`
 	Error       string      `json:"error,omitempty"`
@@ -87,7 +87,9 @@ func newReport(now time.Time, host e2e.HostInfo, s Settings, args []string) *Rep
 			"paths in one loop on one thread of this harness. The whole harness is bound to cpu %d. Niceness %d for the harness and its children (vswitchd, generator).",
 			s.SwitchCPU, s.ClientCPU, s.ClientCPU, s.ClientCPU, s.Nice),
 		Method: []string{
-			"throughput: Mpps received by the sink over the generator's sending time, median of the repetitions",
+			"throughput: Mpps received by the sink over the generator's sending time, median of the repetitions; " +
+				"repetitions run in rounds, each measuring every size on the memring path (a fresh vswitchd) and then " +
+				"on the veth path (a fresh topology and vswitchd), so a slow spell of the host is shared by both paths",
 			"memring generator: 64-slot batches into m1 (Reserve/Submit), rewriting each frame's first 64 bytes; " +
 				"the rest of each buffer keeps the template (like the XDP live-frames generator); " +
 				"sink: Recv/Release on m2, reading each frame's EtherType and IP protocol (like the XDP sink)",
@@ -123,11 +125,35 @@ func (r *Report) fail(format string, args ...any) {
 	r.Errors = append(r.Errors, fmt.Sprintf(format, args...))
 }
 
+// addThroughput records one round of a path at one size. Rounds of the same
+// path and size merge: repetitions, ring-full and foreign-CPU samples
+// append, the last round's switch counters and note stand, and the first
+// error stands.
 func (r *Report) addThroughput(t Throughput) {
-	t.Summary = e2e.Summarize(t.Reps)
 	if t.Error != "" {
 		r.fail("%s %d B: %s", t.Path, t.Size, t.Error)
 	}
+	for i := range r.Throughput {
+		o := &r.Throughput[i]
+		if o.Path != t.Path || o.Size != t.Size {
+			continue
+		}
+		o.Reps = append(o.Reps, t.Reps...)
+		o.GenRingFull = append(o.GenRingFull, t.GenRingFull...)
+		o.ForeignPct = append(o.ForeignPct, t.ForeignPct...)
+		if t.Diagnostics != "" {
+			o.Diagnostics = t.Diagnostics
+		}
+		if t.Note != "" {
+			o.Note = t.Note
+		}
+		if o.Error == "" {
+			o.Error = t.Error
+		}
+		o.Summary = e2e.Summarize(o.Reps)
+		return
+	}
+	t.Summary = e2e.Summarize(t.Reps)
 	r.Throughput = append(r.Throughput, t)
 }
 
