@@ -234,18 +234,27 @@ func runAll(ctx context.Context, s *Settings, rep *Report, log io.Writer) {
 			rep.fail("tear down topology: %v", err)
 		}
 	}()
-	for _, c := range s.Cases {
-		if ctx.Err() != nil {
-			break
-		}
-		rs, cfg, err := runCase(ctx, s, t, c, log)
-		rep.add(rs)
-		if cfg != "" {
-			rep.Configs[c] = cfg
-		}
-		if err != nil {
-			rep.fail("interrupted: %v", err)
-			break
+	// Rounds: each runs every case once with one repetition per flow
+	// count, so a slow spell of the host is shared by the cases instead
+	// of moving their ratios (they used to run one after the other).
+	one := *s
+	one.Reps = 1
+rounds:
+	for round := 1; round <= s.Reps; round++ {
+		fmt.Fprintf(log, "round %d of %d\n", round, s.Reps)
+		for _, c := range s.Cases {
+			if ctx.Err() != nil {
+				break rounds
+			}
+			rs, cfg, err := runCase(ctx, &one, t, c, log)
+			rep.add(rs)
+			if cfg != "" {
+				rep.Configs[c] = cfg
+			}
+			if err != nil {
+				rep.fail("interrupted: %v", err)
+				break rounds
+			}
 		}
 	}
 	g, err := genConfig(s, n, s.Flows[0])

@@ -87,13 +87,38 @@ func (r *Report) fail(format string, args ...any) {
 }
 
 // add records a case's results; a failed one is also an error of the run.
+// A later round of a case and flow count already recorded merges into it:
+// its repetitions, unrouted counts and warnings append, the first error
+// stands, its diagnostics replace the earlier ones.
 func (r *Report) add(rs []CaseResult) {
 	for _, c := range rs {
-		r.Cases = append(r.Cases, CaseReport{CaseResult: c, Summary: e2e.Summarize(c.Reps)})
 		if c.Error != "" {
 			r.fail("%s %d flows: %s", c.Case, c.Flows, c.Error)
 		}
+		if o := r.find(c.Case, c.Flows); o != nil {
+			o.Reps = append(o.Reps, c.Reps...)
+			o.Unrouted = append(o.Unrouted, c.Unrouted...)
+			o.Warnings = append(o.Warnings, c.Warnings...)
+			if o.Error == "" {
+				o.Error = c.Error
+			}
+			if c.Diagnostics != "" {
+				o.Diagnostics = c.Diagnostics
+			}
+			o.Summary = e2e.Summarize(o.Reps)
+			continue
+		}
+		r.Cases = append(r.Cases, CaseReport{CaseResult: c, Summary: e2e.Summarize(c.Reps)})
 	}
+}
+
+func (r *Report) find(c string, flows int) *CaseReport {
+	for i := range r.Cases {
+		if r.Cases[i].Case == c && r.Cases[i].Flows == flows {
+			return &r.Cases[i]
+		}
+	}
+	return nil
 }
 
 // median is the median rx Mpps of a case at flows, 0 if it has none.
@@ -169,7 +194,8 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "- run with: `make bench-routed` (this run: `%s`)\n", r.Command)
 	fmt.Fprintf(&b, "- load average at start / end: %s / %s\n", r.Host.LoadAvg, r.LoadAvgEnd)
 	b.WriteString(r.Host.ShareLine())
-	fmt.Fprintf(&b, "- %d B UDP frames, %d x %s per case and flow count, generator on cpu %d, vswitchd on cpu %d; "+
+	fmt.Fprintf(&b, "- %d B UDP frames, %d x %s per case and flow count in interleaved rounds (each round runs every case once), "+
+		"generator on cpu %d, vswitchd on cpu %d; "+
 		"harness, generator and vswitchd at nice %d in a session of their own (autogroup niceness too)\n",
 		s.Size, s.Reps, s.dur, gen, sw, s.Nice)
 	fmt.Fprintf(&b, "- before each case the run waits up to %s for an idle machine (every core < %d%% busy for 3 s); "+

@@ -71,3 +71,34 @@ func TestReportCallsOutLinuxFarFromAnchor(t *testing.T) {
 		t.Errorf("nft1000 deviation not called out:\n%s", md)
 	}
 }
+
+// TestReportMergesRounds: rounds of one case and flow count become one
+// entry over all their repetitions; the first error stands.
+func TestReportMergesRounds(t *testing.T) {
+	s := Settings{Flows: []int{1000}, Size: 64, Reps: 3, dur: time.Second}
+	r := newReport(time.Now(), s, nil)
+	rep := func(mpps float64) []Rep { return []Rep{{Sent: 1, Received: 1, Elapsed: 1, RxMpps: mpps}} }
+	for i, v := range []float64{0.5, 0.3, 0.4} {
+		c := CaseResult{Case: CaseVswitchd, Flows: 1000, Reps: rep(v), Unrouted: []uint64{uint64(i)}, Diagnostics: "round"}
+		if i == 1 {
+			c.Error = "first"
+		}
+		if i == 2 {
+			c.Error = "second"
+		}
+		r.add([]CaseResult{c, {Case: CaseLinux, Flows: 1000, Reps: rep(v * 2)}})
+	}
+	if len(r.Cases) != 2 {
+		t.Fatalf("%d case entries, want 2", len(r.Cases))
+	}
+	v := r.find(CaseVswitchd, 1000)
+	if len(v.Reps) != 3 || v.Summary.RxMedian != 0.4 || len(v.Unrouted) != 3 || v.Error != "first" {
+		t.Errorf("vswitchd: %d reps, median %v, unrouted %v, error %q", len(v.Reps), v.Summary.RxMedian, v.Unrouted, v.Error)
+	}
+	if l := r.find(CaseLinux, 1000); len(l.Reps) != 3 || l.Summary.RxMedian != 0.8 {
+		t.Errorf("linux: %+v", l.Summary)
+	}
+	if len(r.Errors) != 2 {
+		t.Errorf("run errors %q, want both rounds'", r.Errors)
+	}
+}
