@@ -66,6 +66,14 @@ func newDUT(name string, s *Settings, log io.Writer) (dut, error) {
 	return nil, fmt.Errorf("unknown case %q (have %v)", name, AllCases)
 }
 
+// caseIO is what runDUT does on the topology besides driving the DUT: the
+// forwarding check and one measured repetition. runCase uses the real
+// ones; tests hand in their own.
+type caseIO struct {
+	ping    func(ctx context.Context) error
+	measure func(ctx context.Context, flows int) (Rep, uint64, error)
+}
+
 // runCase sets the case's DUT up, checks forwarding with a ping, measures
 // every flow count, and tears the DUT down. Failures are recorded in the
 // results; the returned error is only ctx's.
@@ -74,6 +82,16 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 	if err != nil {
 		return nil, "", err
 	}
+	return runDUT(ctx, s, t, name, d, caseIO{
+		ping: func(ctx context.Context) error { return pingCheck(ctx, t, 5*time.Second) },
+		measure: func(ctx context.Context, flows int) (Rep, uint64, error) {
+			return measureRep(ctx, s, t, flows)
+		},
+	}, log)
+}
+
+// runDUT is runCase with the DUT made and the topology's work in cio.
+func runDUT(ctx context.Context, s *Settings, t *Topology, name string, d dut, cio caseIO, log io.Writer) ([]CaseResult, string, error) {
 	var rs []CaseResult
 	for _, f := range s.Flows {
 		rs = append(rs, CaseResult{Case: name, Note: d.Note(), Size: s.Size, Flows: f})
@@ -109,7 +127,7 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 	defer stop()
 	// A ping both ways through the DUT before measuring. Its failure is
 	// a warning: the measurement itself shows whether UDP gets through.
-	if err := pingCheck(ctx, t, 5*time.Second); err != nil {
+	if err := cio.ping(ctx); err != nil {
 		warnAll("forwarding check: " + err.Error())
 		fmt.Fprintf(log, "case %s: warning: %v\n", name, err)
 	}
@@ -120,7 +138,7 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 				r.Error = err.Error()
 				break
 			}
-			m, unrouted, err := measureRep(ctx, s, t, r.Flows)
+			m, unrouted, err := cio.measure(ctx, r.Flows)
 			if ctx.Err() != nil {
 				r.Error = "interrupted"
 				return rs, d.Config(), ctx.Err()
@@ -128,6 +146,13 @@ func runCase(ctx context.Context, s *Settings, t *Topology, name string, log io.
 			if err != nil {
 				r.Error = err.Error()
 				fmt.Fprintf(log, "  %s %d flows rep %d: %v\n", name, r.Flows, rep, err)
+				break
+			}
+			// A DUT that died during the repetition forwarded only part
+			// of it: that rate is not the DUT's, so it is not kept.
+			if err := d.Alive(); err != nil {
+				r.Error = fmt.Sprintf("DUT died during repetition %d: %v", rep, err)
+				fmt.Fprintf(log, "  %s %d flows rep %d: %s\n", name, r.Flows, rep, r.Error)
 				break
 			}
 			r.Reps = append(r.Reps, m)
