@@ -222,18 +222,7 @@ func TestSinkCountMatchesEthtool(t *testing.T) {
 	}
 	ctx := context.Background()
 	o := smokeOptions(CaseRedirect)
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	topo, err := SetupTopology(ctx, NewNames(os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := topo.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	topo := testTopology(t, &o)
 	for _, end := range []struct{ ns, ifn string }{{topo.SrcNS, topo.S0}, {topo.DstNS, topo.D1}} {
 		out, err := exec.Command("ip", "-n", end.ns, "-6", "addr", "show", "dev", end.ifn).CombinedOutput()
 		if err != nil || strings.Contains(string(out), "inet6") {
@@ -298,18 +287,7 @@ func TestSwitchDiesMidRepetition(t *testing.T) {
 	ctx := context.Background()
 	o := smokeOptions(CaseBridge)
 	o.Reps = 3
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	topo, err := SetupTopology(ctx, NewNames(os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := topo.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	topo := testTopology(t, &o)
 	// Alive runs before and after each repetition: the 4th call is the
 	// one after the second repetition.
 	sw := &dyingSwitch{alive: 4}
@@ -324,4 +302,23 @@ func TestSwitchDiesMidRepetition(t *testing.T) {
 	if len(r.Reps) != 1 || !strings.Contains(r.Error, "switch died during repetition 2") {
 		t.Fatalf("reps %d, error %q; want 1 rep kept and the death of repetition 2 reported", len(r.Reps), r.Error)
 	}
+}
+
+// testTopology validates o and sets up a topology that is torn down when
+// the test ends.
+func testTopology(t *testing.T, o *Options) *Topology {
+	t.Helper()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	topo, err := SetupTopology(context.Background(), NewNames(os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return topo
 }
