@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // child is a process a case started (a daemon under test or a reference
@@ -23,6 +25,37 @@ type child struct {
 	// failed keeps the case's temp dir (config, log) for a post-mortem.
 	failed bool
 }
+
+// start runs cmd as the child: stdin /dev/null, stdout and stderr to
+// c.logPath (created), its own process group (a terminal ^C reaches only
+// the harness, which stops the child by PID after the current step) and
+// SIGTERM if the harness dies, pinned to cpu unless cpu < 0; then watches
+// it. On error nothing is left running and c.cmd is nil.
+func (c *child) start(cmd *exec.Cmd, cpu int) error {
+	logf, err := os.Create(c.logPath)
+	if err != nil {
+		return fmt.Errorf("create log: %w", err)
+	}
+	defer logf.Close() // the child holds its own copy
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	c.cmd = cmd
+	if err := affinity.StartPinned(cmd, cpu); err != nil {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		c.cmd = nil
+		return fmt.Errorf("start %s: %w", c.name, err)
+	}
+	c.watch()
+	return nil
+}
+
+// sigtermClean is the clean judgement of terminate for a child that
+// exits on SIGTERM.
+func sigtermClean(err error) bool { return exitedCleanly(err, syscall.SIGTERM) }
 
 // watch starts waiting for the started cmd in the background.
 func (c *child) watch() {

@@ -14,10 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // The ovs case is the Open vSwitch reference of the shared anchors
@@ -350,26 +347,11 @@ func (s *ovsSwitch) Start(ctx context.Context, t *Topology) error {
 func (s *ovsSwitch) startChild(c *child, name string, args []string, cpu int) error {
 	c.name, c.tail = name, ovsTail
 	c.logPath = filepath.Join(s.dir, name+".log")
-	logf, err := os.Create(c.logPath)
-	if err != nil {
-		return fmt.Errorf("create log: %w", err)
+	cmd := exec.Command(s.bins[name], args...)
+	cmd.Env = append(os.Environ(), ovsEnv(s.dir)...)
+	if err := c.start(cmd, cpu); err != nil {
+		return err
 	}
-	defer logf.Close() // the child holds its own copy
-	c.cmd = exec.Command(s.bins[name], args...)
-	c.cmd.Env = append(os.Environ(), ovsEnv(s.dir)...)
-	c.cmd.Stdin = nil // /dev/null
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	// As testpmd: own process group, SIGTERM if the harness dies.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := affinity.StartPinned(c.cmd, cpu); err != nil {
-		if c.cmd.Process != nil {
-			c.cmd.Process.Kill()
-			c.cmd.Wait()
-		}
-		c.cmd = nil
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	c.watch()
 	fmt.Fprintf(s.log, "  %s pid %d, log %s\n", name, c.cmd.Process.Pid, c.logPath)
 	return nil
 }
@@ -551,7 +533,7 @@ func (s *ovsSwitch) Alive() error {
 func (s *ovsSwitch) Stop() error {
 	var errs []error
 	errs = append(errs, s.stopVswitchd())
-	errs = append(errs, s.db.terminate(func(err error) bool { return exitedCleanly(err, syscall.SIGTERM) }))
+	errs = append(errs, s.db.terminate(sigtermClean))
 	if s.t != nil {
 		errs = append(errs, s.removeLeftLinks(), detachLeftXDP(s.t, "OVS"))
 		s.t = nil
@@ -577,7 +559,6 @@ func (s *ovsSwitch) stopVswitchd() error {
 	if c.cmd == nil || c.done == nil {
 		return nil
 	}
-	sigtermClean := func(err error) bool { return exitedCleanly(err, syscall.SIGTERM) }
 	select {
 	case <-c.done:
 		return c.terminate(sigtermClean) // reports the early exit

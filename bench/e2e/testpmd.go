@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -130,23 +129,10 @@ func (s *testpmdSwitch) Start(ctx context.Context, t *Topology) error {
 	// another run or an anchor script never shares the runtime directory.
 	s.prefix = NamePrefix + t.ID + "-testpmd"
 	s.logPath = filepath.Join(s.dir, "testpmd.log")
-	logf, err := os.Create(s.logPath)
-	if err != nil {
-		return fmt.Errorf("create log: %w", err)
+	// EAL pins the lcore threads itself, so the process starts unpinned.
+	if err := s.start(exec.Command(bin, TestpmdArgs(t.P0, t.P1, s.genCPU, s.cpu, s.ring, s.prefix)...), -1); err != nil {
+		return err
 	}
-	defer logf.Close() // the child holds its own copy
-	s.cmd = exec.Command(bin, TestpmdArgs(t.P0, t.P1, s.genCPU, s.cpu, s.ring, s.prefix)...)
-	s.cmd.Stdin = nil // /dev/null
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	// As for vswitchd: own process group (^C reaches the harness only, which
-	// stops testpmd by PID) and SIGTERM if the harness dies. EAL pins the
-	// lcore threads itself, so the process is started unpinned.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := s.cmd.Start(); err != nil {
-		s.cmd = nil
-		return fmt.Errorf("start %s: %w", testpmdBinary, err)
-	}
-	s.watch()
 	fmt.Fprintf(s.log, "  testpmd pid %d, file prefix %s, log %s\n", s.cmd.Process.Pid, s.prefix, s.logPath)
 	return s.waitReady(ctx)
 }
@@ -188,7 +174,7 @@ func (s *testpmdSwitch) Alive() error { return s.alive() }
 // counts as clean: testpmd is a reference, not the switch under test.
 func (s *testpmdSwitch) Stop() error {
 	var errs []error
-	errs = append(errs, s.terminate(func(err error) bool { return exitedCleanly(err, syscall.SIGTERM) }))
+	errs = append(errs, s.terminate(sigtermClean))
 	if s.prefix != "" {
 		errs = append(errs, os.RemoveAll(filepath.Join(dpdkRunDir, s.prefix)))
 		s.prefix = ""

@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	vswitch "github.com/vswitch/vswitch/switch"
-	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // VswitchdConfig is the daemon config the harness writes: one busy-polling
@@ -121,30 +119,13 @@ func (v *vswitchdSwitch) Start(ctx context.Context, t *Topology) error {
 	}
 	v.name = "vswitchd"
 	v.logPath = filepath.Join(v.dir, "vswitchd.log")
-	logf, err := os.Create(v.logPath)
-	if err != nil {
-		return fmt.Errorf("create log: %w", err)
-	}
-	defer logf.Close() // the child holds its own copy
-	v.cmd = exec.Command(daemon, "--config", cfgPath)
-	v.cmd.Stdout, v.cmd.Stderr = logf, logf
-	// Own process group: a terminal ^C reaches only the harness, which then
-	// stops the daemon itself (by PID) after the current step. Parent-death
-	// signal: a harness killed with SIGKILL does not leave it running.
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	cpu := -1
 	if v.pinAll {
 		cpu = v.cpu
 	}
-	if err := affinity.StartPinned(v.cmd, cpu); err != nil {
-		if v.cmd.Process != nil {
-			v.cmd.Process.Kill()
-			v.cmd.Wait()
-		}
-		v.cmd = nil
-		return fmt.Errorf("start vswitchd: %w", err)
+	if err := v.start(exec.Command(daemon, "--config", cfgPath), cpu); err != nil {
+		return err
 	}
-	v.watch()
 	fmt.Fprintf(v.log, "  vswitchd pid %d, config %s, log %s\n", v.cmd.Process.Pid, cfgPath, v.logPath)
 	return v.waitReady(ctx, ctl, sock)
 }
