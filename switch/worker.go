@@ -427,6 +427,12 @@ func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uin
 		w.umem.Put(addr)
 		return
 	}
+	mq := w.memTx[out]
+	if mq == nil {
+		// Every other way out needs the whole frame in the switch's
+		// memory (data is p.Data here, as every caller passes it).
+		p.Materialize()
+	}
 	// A priority tag (VID 0) is still a tag in the frame: retag or pop it,
 	// never push a second one in front of it.
 	tagged := p.Flags&pipeline.FlagVLAN != 0
@@ -443,15 +449,10 @@ func (w *Worker) output(tbl *portTable, p *pipeline.Packet, out uint16, addr uin
 	case wantTag && tagged && vlanIDOf(data) != p.VLAN:
 		setVLANID(data, p.VLAN)
 	}
-	if mq := w.memTx[out]; mq != nil {
+	if mq != nil {
 		w.memEnqueue(mq, p.InPort, addr, data, p.Tail)
 		p.Tail = nil
 		return
-	}
-	// Every other way out needs the whole frame in the switch's memory.
-	if p.Tail != nil {
-		copy(data[len(data)-len(p.Tail):], p.Tail)
-		p.Tail = nil
 	}
 	s := w.txSock[out]
 	if s == nil {
