@@ -59,12 +59,14 @@
 //
 // Buffers: ring i owns the partition that starts at
 // buffers_offset + i*ring_size*frame_size: ring_size buffers of frame_size
-// bytes. By default slot k carries its frame in buffer k of its ring's
-// partition (this is what Tx does), but a producer may point a descriptor
-// anywhere inside its own ring's partition as long as the frame stays within
-// one buffer: (offset - partition_start) % frame_size + len <= frame_size.
-// len is 14..frame_size. A buffer belongs to the producer until the consumer
-// index passes its slot.
+// bytes. A producer may point a descriptor anywhere inside its own ring's
+// partition as long as the frame stays within one buffer:
+// (offset - partition_start) % frame_size + len <= frame_size. len is
+// 14..frame_size. A buffer belongs to the producer until the consumer index
+// passes its slot. Tx keeps the free buffers on a stack and takes the one
+// the consumer gave back last, so a consumer that keeps up has its producer
+// write a few cache-warm buffers rather than walk the whole partition; a
+// consumer must not assume slot k carries buffer k.
 //
 // Notification: a consumer that is about to sleep sets NEED_WAKEUP, then
 // loads the producer index once more and sleeps only if it is unchanged; a

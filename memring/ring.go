@@ -112,12 +112,22 @@ type Tx struct {
 	cachedCons uint32
 	reserved   uint32
 	broken     bool
-	_          [64]byte // keep the counters off the hot line
-	sent       atomic.Uint64
-	badLen     atomic.Uint64
-	full       atomic.Uint64
-	corrupt    atomic.Uint64
-	_          [64]byte
+	// Buffers are recycled most recently freed first, so a consumer that
+	// keeps up leaves the producer writing a few cache-warm buffers instead
+	// of walking the whole partition. slotBuf[slot] is the buffer number
+	// (in the ring's partition) an in-flight slot carries; freeBufs[:nFree]
+	// is the stack of the others, its top the last one the consumer gave
+	// back. Both are private: nothing in the region decides which buffer
+	// is written. nFree == size - (cachedProd - cachedCons) always.
+	slotBuf  []uint32
+	freeBufs []uint32
+	nFree    uint32
+	_        [64]byte // keep the counters off the hot line
+	sent     atomic.Uint64
+	badLen   atomic.Uint64
+	full     atomic.Uint64
+	corrupt  atomic.Uint64
+	_        [64]byte
 }
 
 // TxStats counts what one Tx did.
@@ -129,29 +139,52 @@ type TxStats struct {
 }
 
 func newTx(g ring) *Tx {
-	t := &Tx{g: g}
+	t := &Tx{g: g, slotBuf: make([]uint32, g.size), freeBufs: make([]uint32, g.size)}
 	t.cachedProd = g.prod.Load()
 	// Consider the ring full until the first refresh checks the consumer
 	// index: whatever was in the region before we came is not trusted.
+	// Every slot is taken to carry its own buffer, so the refresh frees
+	// each buffer exactly once.
 	t.cachedCons = t.cachedProd - g.size
+	for slot := range t.slotBuf {
+		t.slotBuf[slot] = uint32(slot)
+	}
 	return t
 }
 
-// free returns how many slots can be produced, loading the peer's consumer
-// index only when the cached view has fewer than want.
-func (t *Tx) free(want uint32) (uint32, error) {
-	free := t.g.size - (t.cachedProd - t.cachedCons)
-	if free >= want {
-		return free, nil
+// free returns how many slots can be produced. It loads the peer's
+// consumer index whenever a slot is in flight, not only when the cached
+// view runs short: the buffers of consumed slots go back on the stack at
+// once, so the next frames reuse the warmest ones. One load per call, and
+// a call moves a batch.
+func (t *Tx) free() (uint32, error) {
+	inFlight := t.cachedProd - t.cachedCons
+	if inFlight == 0 {
+		return t.nFree, nil
 	}
 	c := t.g.cons.Load()
-	if t.cachedProd-c > t.g.size {
+	// The consumer moves forward, and never past what was produced.
+	if done := c - t.cachedCons; done > inFlight {
 		t.broken = true
 		t.corrupt.Add(1)
 		return 0, ErrCorrupt
 	}
-	t.cachedCons = c
-	return t.g.size - (t.cachedProd - c), nil
+	mask, slotBuf, freeBufs, n := t.g.mask, t.slotBuf, t.freeBufs, t.nFree
+	for s := t.cachedCons; s != c; s++ {
+		freeBufs[n&mask] = slotBuf[s&mask] // n < size: a slot was in flight
+		n++
+	}
+	t.nFree, t.cachedCons = n, c
+	return n, nil
+}
+
+// take pops the warmest free buffer for slot and returns its offset in the
+// partition. The caller has checked that one is free.
+func (t *Tx) take(slot uint32) uint64 {
+	t.nFree--
+	b := t.freeBufs[t.nFree&t.g.mask]
+	t.slotBuf[slot] = b
+	return uint64(b) << t.g.shift
 }
 
 func clampU32(n int, max uint32) uint32 {
@@ -164,8 +197,8 @@ func clampU32(n int, max uint32) uint32 {
 	return uint32(n)
 }
 
-// Send copies frames, in order, into free slots (slot k's own buffer) and
-// publishes them with one atomic store. It returns how many were queued. A
+// Send copies frames, in order, into free slots (each into the free buffer
+// the consumer gave back last) and publishes them with one atomic store. It returns how many were queued. A
 // frame shorter than MinFrameLen or longer than frame_size is dropped and
 // counted (TxStats.BadLen) and does not count in n; Send stops at the first
 // frame without a free slot (TxStats.Full), so a caller that passes only
@@ -188,7 +221,7 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	if tails != nil && len(tails) != len(heads) {
 		return 0, ErrFrameLen
 	}
-	free, err := t.free(clampU32(len(heads), t.g.size))
+	free, err := t.free()
 	if err != nil {
 		return 0, err
 	}
@@ -197,6 +230,7 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	// the compiler knows, which would reload them every frame.
 	prod, mask, shift, fs := t.cachedProd, g.mask, g.shift, g.frameSize
 	descs, part, partStart := g.descs, g.part, g.partStart
+	slotBuf, freeBufs, nFree := t.slotBuf, t.freeBufs, t.nFree
 	queued, bad := uint32(0), uint64(0)
 	i := 0
 	for ; i < len(heads) && queued < free; i++ {
@@ -211,7 +245,10 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 			continue
 		}
 		slot := prod & mask
-		rel := uint64(slot) << shift
+		nFree--
+		b := freeBufs[nFree&mask]
+		slotBuf[slot] = b
+		rel := uint64(b) << shift
 		dst := unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), n)
 		copy(dst[copy(dst, f):], tail)
 		d := (*desc)(unsafe.Add(descs, uintptr(slot)*descSize))
@@ -222,7 +259,7 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 		queued++
 	}
 	if queued > 0 {
-		t.cachedProd = prod
+		t.cachedProd, t.nFree = prod, nFree
 		g.prod.Store(prod) // orders the descriptor and buffer writes before it
 		t.sent.Add(uint64(queued))
 	}
@@ -248,7 +285,7 @@ func (t *Tx) Reserve(n int) int {
 	if want == 0 {
 		return 0
 	}
-	free, err := t.free(want)
+	free, err := t.free()
 	if err != nil {
 		return 0
 	}
@@ -258,13 +295,15 @@ func (t *Tx) Reserve(n int) int {
 
 // Buffer is the i-th reserved slot's buffer, frame_size bytes of shared
 // memory; the caller may write it until Submit. nil for i outside the
-// reservation.
+// reservation. A reservation of every slot of an empty ring covers every
+// buffer of the partition once; a later one may hand out the same buffers
+// in another order.
 func (t *Tx) Buffer(i int) []byte {
 	if i < 0 || uint(i) >= uint(t.reserved) {
 		return nil
 	}
-	slot := (t.cachedProd + uint32(i)) & t.g.mask
-	return t.g.bytes(uint64(slot)<<t.g.shift, t.g.frameSize)
+	b := t.freeBufs[(t.nFree-1-uint32(i))&t.g.mask]
+	return t.g.bytes(uint64(b)<<t.g.shift, t.g.frameSize)
 }
 
 // Submit publishes the first len(lens) reserved slots, slot i carrying
@@ -289,11 +328,11 @@ func (t *Tx) Submit(lens []int) error {
 			return ErrFrameLen
 		}
 	}
-	prod, mask, shift := t.cachedProd, g.mask, g.shift
+	prod, mask := t.cachedProd, g.mask
 	for _, n := range lens {
 		slot := prod & mask
 		d := g.desc(slot)
-		d.off = g.partStart + uint64(slot)<<shift
+		d.off = g.partStart + t.take(slot) // Buffer(i) was the i-th from the top
 		d.len = uint32(n)
 		d.flags = 0
 		prod++

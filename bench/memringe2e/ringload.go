@@ -93,11 +93,30 @@ func (p *ringPair) prime(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
+// template writes frame into every buffer of the generator's ring: a
+// reservation of the whole ring, once the switch has given every slot back,
+// covers each buffer once. Nothing is submitted.
+func (p *ringPair) template(ctx context.Context, frame []byte) error {
+	size := p.gen.Region().Config().RingSize
+	deadline := time.Now().Add(time.Second)
+	for p.genTx.Reserve(size) != size {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("generator ring: the switch did not give all %d slots back within 1s", size)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range size {
+		copy(p.genTx.Buffer(i), frame)
+	}
+	p.genTx.Reserve(0)
+	return nil
+}
+
 // blast runs the generator and the sink in one loop on one thread pinned
 // to cpu for dur: reserve up to 64 slots on m1 and submit them, then take
 // whatever m2 has. The generator writes only the 64-byte header line of
-// each frame (the rest of a slot's buffer keeps the template written on
-// its first use), like the XDP live-frames generator of the veth path,
+// each frame (the rest of every buffer keeps the template written before
+// the run), like the XDP live-frames generator of the veth path,
 // which re-sends one template and rewrites only the source port. The sink
 // reads the EtherType and IP protocol of every frame, like the XDP sink.
 // After dur the sink drains until m2 stays empty for 20 ms; the rate is
@@ -124,10 +143,10 @@ func (p *ringPair) blast(ctx context.Context, size int, dur time.Duration, cpu i
 	for i := range lens {
 		lens[i] = size
 	}
-	// Slots are reused in ring order, so the first ring_size frames visit
-	// every buffer once: write the whole template then, the header after.
-	ringSize := uint64(p.gen.Region().Config().RingSize)
 	tx, rx, views := p.genTx, p.sinkRx, p.views
+	if err := p.template(ctx, frame); err != nil {
+		return rep, 0, err
+	}
 	var sent, recv, full uint64
 	var sink byte
 	take := func() error {
@@ -156,11 +175,7 @@ func (p *ringPair) blast(ctx context.Context, size int, dur time.Duration, cpu i
 		}
 		if n := tx.Reserve(ringBatch); n > 0 {
 			for i := range n {
-				if sent+uint64(i) < ringSize {
-					copy(tx.Buffer(i), frame)
-				} else {
-					copy(tx.Buffer(i), head)
-				}
+				copy(tx.Buffer(i), head)
 			}
 			if err := tx.Submit(lens[:n]); err != nil {
 				return rep, 0, fmt.Errorf("generator submit: %w", err)

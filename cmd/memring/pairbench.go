@@ -299,6 +299,11 @@ func (o *pairBenchOpts) runParent(cmd *cobra.Command, cpus [2]int) error {
 		[4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1024, 1024)
 	ps := producer{tx: bs.tx, frame: frame, ringSize: o.ringSize, batch: o.batch,
 		interrupt: o.mode == "interrupt", wakeFD: bs.sess.WakeFD(0, true)}
+	if err := ps.template(); err != nil {
+		killChild()
+		<-waitErr
+		return err
+	}
 	if h.startProducing() {
 		ps.run(&h.stop, cmd.Context().Done(), o.warmup+o.duration+30*time.Second)
 		close(h.done)
@@ -354,8 +359,22 @@ type producer struct {
 }
 
 // headerBytes is how much of the prebuilt frame the producer rewrites per
-// frame once every slot's buffer holds a full copy.
+// frame once every buffer holds a full copy.
 const headerBytes = 64
+
+// template writes the whole frame into every buffer of the ring before the
+// run: a reservation of the whole empty ring covers each buffer once.
+// Nothing is submitted.
+func (p *producer) template() error {
+	if n := p.tx.Reserve(p.ringSize); n != p.ringSize {
+		return fmt.Errorf("ring not empty before the run: %d of %d slots free", n, p.ringSize)
+	}
+	for i := range p.ringSize {
+		copy(p.tx.Buffer(i), p.frame)
+	}
+	p.tx.Reserve(0)
+	return nil
+}
 
 // run produces until stop is set, done is closed or limit passes.
 func (p *producer) run(stop *atomic.Bool, done <-chan struct{}, limit time.Duration) {
@@ -364,7 +383,6 @@ func (p *producer) run(stop *atomic.Bool, done <-chan struct{}, limit time.Durat
 		lens[i] = len(p.frame)
 	}
 	hdr := p.frame[:min(headerBytes, len(p.frame))]
-	filled := 0 // slots whose buffer holds the whole frame
 	one := [8]byte{1}
 	start := time.Now()
 	deadline := start.Add(limit)
@@ -390,15 +408,8 @@ func (p *producer) run(stop *atomic.Bool, done <-chan struct{}, limit time.Durat
 			runtime.Gosched()
 			continue
 		}
-		if filled < p.ringSize {
-			for i := range n {
-				copy(tx.Buffer(i), p.frame)
-			}
-			filled += n
-		} else {
-			for i := range n {
-				copy(tx.Buffer(i), hdr)
-			}
+		for i := range n {
+			copy(tx.Buffer(i), hdr)
 		}
 		if tx.Submit(lens[:n]) != nil {
 			break
