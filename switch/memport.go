@@ -367,6 +367,14 @@ func (w *Worker) pollMem(q *memQueue) int {
 	if n == 0 {
 		return 0
 	}
+	// Load the first byte of every frame before copying any: the client
+	// wrote those lines on its own core, and independent loads fetch them
+	// in parallel where the copy loop would wait for one miss per frame.
+	var touch byte
+	for _, v := range q.views[:n] {
+		touch ^= v[0] // Recv returns frames of at least MinFrameLen bytes
+	}
+	w.touched ^= touch
 	b := &w.batch
 	k := 0
 	var bytes uint64

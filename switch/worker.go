@@ -79,6 +79,8 @@ type Worker struct {
 	umemLost uint64
 	// loopsCounted is how many loops are already in ctr.polls.
 	loopsCounted uint64
+	// touched keeps pollMem's touch-ahead loads from being optimised away.
+	touched byte
 	// gw is the worker's gateway stage state (nil without a router);
 	// relBatch carries parked packets released after ARP/ND answered.
 	gw       *workerGateway
