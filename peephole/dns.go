@@ -119,6 +119,10 @@ func (s *DNSStage) Process(b *pipeline.Batch) {
 		if p.Verdict != pipeline.VerdictNone {
 			continue
 		}
+		if notDNSPort(p) {
+			passed[DNSPassNotDNS]++
+			continue
+		}
 		out, why := s.answer(snap, p)
 		switch out {
 		case dnsOutPass:
@@ -163,6 +167,19 @@ type dnsQuery struct {
 	rd      bool
 	name    [255]byte // lower-cased wire name
 	nameLen int
+}
+
+// notDNSPort is answer's verdict for the common case, TCP or UDP to
+// another port than 53 in an unfragmented packet, decided without calling
+// answer (whose frame holds a whole query name).
+func notDNSPort(p *pipeline.Packet) bool {
+	if p.Flags&(pipeline.FlagL4|pipeline.FlagFragment) != pipeline.FlagL4 ||
+		p.L4Proto != pipeline.ProtoUDP && p.L4Proto != pipeline.ProtoTCP ||
+		int(p.L4Off)+4 > len(p.Data) {
+		return false
+	}
+	// The destination port is at the same offset in both headers.
+	return binary.BigEndian.Uint16(p.Data[p.L4Off+2:]) != dnsPort
 }
 
 // answer decides for one packet and, when it answers, rewrites it and sets

@@ -524,3 +524,34 @@ func BenchmarkDNSAnswerA(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDNSNotDNSPort: the stage's shortcut agrees with answer. Whenever
+// notDNSPort says a parsed frame is not DNS, answer would have passed it
+// with reason DNSPassNotDNS and left it untouched.
+func FuzzDNSNotDNSPort(f *testing.F) {
+	f.Add(testFrame(f, false, packMsg(f, query("web.vs.local.", dns.TypeA)), false))
+	f.Add(testFrame(f, true, nil, false))
+	other := testFrame(f, false, nil, false)
+	other[14+20+3] = 9 // UDP to port 9
+	f.Add(other)
+	tcp := append([]byte(nil), other...)
+	tcp[14+9] = 6 // the same header read as TCP
+	f.Add(tcp)
+	s := NewDNSStage(testZones(f))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		var p pipeline.Packet
+		p.Data = append([]byte(nil), frame...)
+		p.Reset()
+		if !p.Parse() || !notDNSPort(&p) {
+			return
+		}
+		before := string(p.Data)
+		out, why := s.answer(s.zones.snap.Load(), &p)
+		if out != dnsOutPass || why != DNSPassNotDNS {
+			t.Fatalf("notDNSPort said not DNS, answer said %v/%v", out, why)
+		}
+		if string(p.Data) != before || p.Verdict != pipeline.VerdictNone {
+			t.Fatal("answer touched a frame it passed")
+		}
+	})
+}
