@@ -231,6 +231,7 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	prod, mask, shift, fs := t.cachedProd, g.mask, g.shift, g.frameSize
 	descs, part, partStart := g.descs, g.part, g.partStart
 	slotBuf, freeBufs, nFree := t.slotBuf, t.freeBufs, t.nFree
+	t.prefetchBatch(min(free, uint32(len(heads))))
 	queued, bad := uint32(0), uint64(0)
 	i := 0
 	for ; i < len(heads) && queued < free; i++ {
@@ -290,6 +291,7 @@ func (t *Tx) Reserve(n int) int {
 		return 0
 	}
 	t.reserved = min(want, free)
+	t.prefetchBatch(t.reserved)
 	return int(t.reserved)
 }
 

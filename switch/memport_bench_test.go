@@ -2,12 +2,15 @@ package vswitch
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/vswitch/vswitch/memring"
 	"github.com/vswitch/vswitch/pipeline"
+	"github.com/vswitch/vswitch/switch/affinity"
 )
 
 // memBench drives one worker of a real Switch by hand (its goroutine is
@@ -256,3 +259,70 @@ func FuzzMemringForward(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMemringForwardCrossCore is the e2e memring path in one process:
+// a client goroutine pinned to cpu 0 keeps port 0's ring full (writing each
+// frame's first 64 bytes) and drains port 1, while the worker runs on cpu
+// 1. Unlike the single-goroutine benchmarks it pays for every line that
+// crosses between the two cores: descriptors, indices, headers.
+func BenchmarkMemringForwardCrossCore(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs two cpus")
+	}
+	for _, size := range []int{64, 1500} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			mb := newMemBenchRing(b, size, 1024)
+			var stop atomic.Bool
+			done := make(chan error, 1)
+			go func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				if err := affinity.PinLocked(0); err != nil {
+					done <- err
+					return
+				}
+				var sink byte
+				for !stop.Load() {
+					if n := mb.sendTx.Reserve(pipeline.MaxBatch); n > 0 {
+						for i := range n {
+							copy(mb.sendTx.Buffer(i), mb.frame[:64])
+						}
+						if err := mb.sendTx.Submit(mb.lens[:n]); err != nil {
+							done <- err
+							return
+						}
+					}
+					n, _ := mb.drainRx.Recv(mb.views)
+					for _, v := range mb.views[:n] {
+						sink ^= v[12] ^ v[23]
+					}
+					mb.drainRx.Release()
+				}
+				memBenchSink = sink
+				done <- nil
+			}()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if err := affinity.PinLocked(1); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(size * pipeline.MaxBatch))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for got := 0; got < pipeline.MaxBatch; {
+					got += mb.w.pollMem(mb.in)
+				}
+			}
+			b.StopTimer()
+			stop.Store(true)
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			reportPerPacket(b)
+		})
+	}
+}
+
+// memBenchSink keeps the client goroutine's header reads.
+var memBenchSink byte
