@@ -252,6 +252,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 // this process; one throughput repetition at every size (one round), then,
 // with latency, the latency at every size.
 func (r *Report) runMemring(ctx context.Context, s Settings, log io.Writer, latency bool) {
+	// Before the round's vswitchd takes the switch core: how far apart
+	// the host has the two cores now (see crossCoreRTT).
+	if rtt, err := crossCoreRTT(s.ClientCPU, s.SwitchCPU, 200000); err != nil {
+		r.fail("cross-core round trip: %v", err)
+	} else {
+		r.CrossCoreRTT = append(r.CrossCoreRTT, rtt)
+		fmt.Fprintf(log, "cross-core round trip cpu %d <-> %d: %.0f ns\n", s.ClientCPU, s.SwitchCPU, rtt)
+	}
 	fmt.Fprintln(log, "memring: start vswitchd with memring ports m1, m2")
 	d, err := startDaemon(ctx, daemonSpec{Bin: s.Bin, CPU: s.SwitchCPU, Memring: []string{"m1", "m2"}, RingSize: s.RingSize}, log)
 	if err != nil {

@@ -48,23 +48,26 @@ type Ratio struct {
 
 // Report is the JSON file.
 type Report struct {
-	Date        string            `json:"date"`
-	Machine     string            `json:"machine"`
-	Host        e2e.HostInfo      `json:"host"`
-	Commit      string            `json:"commit,omitempty"`
-	Command     string            `json:"command"`
-	Commands    map[string]string `json:"commands"`
-	Configs     map[string]string `json:"vswitchd_configs"`
-	Pinning     string            `json:"pinning"`
-	Method      []string          `json:"method"`
-	Settings    Settings          `json:"settings"`
-	TopCPU      string            `json:"top_cpu_at_start"`
-	TopCPUEnd   string            `json:"top_cpu_at_end"`
-	Throughput  []Throughput      `json:"throughput"`
-	Ratios      []Ratio           `json:"ratios"`
-	Latency     []LatencyResult   `json:"latency"`
-	Diagnostics map[string]string `json:"diagnostics,omitempty"`
-	Errors      []string          `json:"errors,omitempty"`
+	Date       string            `json:"date"`
+	Machine    string            `json:"machine"`
+	Host       e2e.HostInfo      `json:"host"`
+	Commit     string            `json:"commit,omitempty"`
+	Command    string            `json:"command"`
+	Commands   map[string]string `json:"commands"`
+	Configs    map[string]string `json:"vswitchd_configs"`
+	Pinning    string            `json:"pinning"`
+	Method     []string          `json:"method"`
+	Settings   Settings          `json:"settings"`
+	TopCPU     string            `json:"top_cpu_at_start"`
+	TopCPUEnd  string            `json:"top_cpu_at_end"`
+	Throughput []Throughput      `json:"throughput"`
+	Ratios     []Ratio           `json:"ratios"`
+	Latency    []LatencyResult   `json:"latency"`
+	// CrossCoreRTT is crossCoreRTT between the client and switch cores,
+	// ns, at the start of each round (before its vswitchd starts).
+	CrossCoreRTT []float64         `json:"cross_core_round_trip_ns,omitempty"`
+	Diagnostics  map[string]string `json:"diagnostics,omitempty"`
+	Errors       []string          `json:"errors,omitempty"`
 }
 
 // targetRatio is the issue's goal: memring at least 10x the veth path.
@@ -195,8 +198,17 @@ func (r *Report) Markdown() string {
 	if s.Hugepages > 0 {
 		fmt.Fprintf(&b, "- huge pages: at least %d free 2 MiB pages made sure of for the run (vm.nr_hugepages raised if needed, restored after), so the daemon puts the memring regions on them\n", s.Hugepages)
 	}
-	fmt.Fprintf(&b, "- machine idle before the run (both cores < %.0f%% busy for 3 s): %t (last sample: %s)\n\n",
+	fmt.Fprintf(&b, "- machine idle before the run (both cores < %.0f%% busy for 3 s): %t (last sample: %s)\n",
 		s.QuietBusyPct, s.QuietAtStart, pct(s.BusyAtStart))
+	if len(r.CrossCoreRTT) > 0 {
+		ns := make([]string, len(r.CrossCoreRTT))
+		for i, v := range r.CrossCoreRTT {
+			ns[i] = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(&b, "- cross-core round trip, cpu %d <-> %d, at the start of each round (one cache line handed back and forth 200000 times; the memring path pays it for every line the client and the switch share): %s ns\n",
+			s.ClientCPU, s.SwitchCPU, strings.Join(ns, ", "))
+	}
+	b.WriteString("\n")
 
 	fmt.Fprintf(&b, "## Throughput: Mpps at the sink (median of %d x %s)\n\n", s.Reps, s.dur)
 	fmt.Fprintf(&b, "| frame | veth + AF_XDP | memring | memring / veth | target %dx |\n|---:|---:|---:|---:|:---|\n", targetRatio)

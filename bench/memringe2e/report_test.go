@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/vswitch/vswitch/bench/e2e"
@@ -33,5 +34,21 @@ func TestAddThroughputMergesRounds(t *testing.T) {
 	}
 	if len(r.Errors) != 2 {
 		t.Errorf("report errors %v, want both rounds' errors", r.Errors)
+	}
+}
+
+// TestCrossCoreRTT: the ping-pong between two cores finishes and gives a
+// plausible time (a handoff cannot take less than a nanosecond nor, on
+// an idle machine, anything near the 2 s timeout).
+func TestCrossCoreRTT(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two cpus")
+	}
+	ns, err := crossCoreRTT(0, 1, 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns < 1 || ns > 100000 {
+		t.Fatalf("round trip %.1f ns", ns)
 	}
 }
