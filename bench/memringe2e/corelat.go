@@ -37,6 +37,12 @@ var errRTTTimeout = errors.New("cross-core round trip: the other core did not an
 // (on this KVM host it moved between about 140 and 600 ns within minutes,
 // 2026-12-04). Both cores should be otherwise idle.
 func crossCoreRTT(a, b, n int) (float64, error) {
+	// The harness pins itself to one core, and the runtime then runs one
+	// goroutine at a time: both spinners need a P of their own.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+		defer runtime.SetDefaultGOMAXPROCS()
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := affinity.Current()

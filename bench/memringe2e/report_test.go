@@ -44,6 +44,9 @@ func TestCrossCoreRTT(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs two cpus")
 	}
+	// As in the harness, which pins itself to one core first: the
+	// runtime then gives it one P.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	ns, err := crossCoreRTT(0, 1, 20000)
 	if err != nil {
 		t.Fatal(err)
