@@ -251,7 +251,10 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 		slotBuf[slot] = b
 		rel := uint64(b) << shift
 		dst := unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), n)
-		copy(dst[copy(dst, f):], tail)
+		copy(dst, f)
+		if len(tail) > 0 {
+			copy(dst[len(f):], tail)
+		}
 		d := (*desc)(unsafe.Add(descs, uintptr(slot)*descSize))
 		d.off = partStart + rel
 		d.len = uint32(n)
