@@ -27,27 +27,48 @@ func (s *IngressStage) Name() string { return "ingress" }
 // Process implements pipeline.Stage.
 func (s *IngressStage) Process(b *pipeline.Batch) {
 	tbl := s.ports.Load()
+	// A batch comes from one queue, so its frames mostly share a port and
+	// a tag: classify each (port, tag) pair once per run of them.
+	var in *portEntry
+	lastPort, lastTagged, lastVID := pipeline.NoPort, false, uint16(0)
+	vlan, ok := uint16(0), false
 	for i := 0; i < b.Len; i++ {
 		p := &b.Pkts[i]
 		if p.Verdict != pipeline.VerdictNone {
 			continue
 		}
-		in := tbl.get(p.InPort)
+		tagged := p.Flags&pipeline.FlagVLAN != 0
+		if p.InPort != lastPort || tagged != lastTagged || p.VLAN != lastVID {
+			if p.InPort != lastPort {
+				in = tbl.get(p.InPort)
+			}
+			lastPort, lastTagged, lastVID = p.InPort, tagged, p.VLAN
+			if in != nil {
+				vlan, ok = in.vlan.ingress(tagged, p.VLAN)
+			}
+		}
 		if in == nil {
 			p.Drop(pipeline.DropUnknownPort)
 			continue
 		}
-		vlan, ok := in.vlan.ingress(p.Flags&pipeline.FlagVLAN != 0, p.VLAN)
 		if !ok {
 			p.Drop(pipeline.DropVLANNotAllowed)
 			continue
 		}
 		p.VLAN = vlan
-		d := p.Data
-		if d[6]&1 != 0 || d[6]|d[7]|d[8]|d[9]|d[10]|d[11] == 0 {
+		if badSrcMAC(p.Data) {
 			p.Drop(pipeline.DropBadSrcMAC)
 		}
 	}
+}
+
+// badSrcMAC reports a multicast or all-zero source MAC. Parse has checked
+// that the frame holds an Ethernet header.
+func badSrcMAC(d []byte) bool {
+	_ = d[11]
+	mac := uint64(d[6]) | uint64(d[7])<<8 | uint64(d[8])<<16 | uint64(d[9])<<24 |
+		uint64(d[10])<<32 | uint64(d[11])<<40
+	return mac&1 != 0 || mac == 0
 }
 
 // L2Stage is the learning switch: it learns the source MAC of every frame

@@ -1,6 +1,12 @@
 package vswitch
 
-import "testing"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vswitch/vswitch/pipeline"
+)
 
 func TestCompileVLAN(t *testing.T) {
 	tests := []struct {
@@ -174,6 +180,77 @@ func TestVLANRoundTrip(t *testing.T) {
 				if outTagged != wantTagged {
 					t.Errorf("%s: frame (tagged %v vid %d) in VLAN %d leaves tagged=%v", name, tagged, vid, v, outTagged)
 				}
+			}
+		}
+	}
+}
+
+// TestIngressStageRuns: the stage classifies each run of frames with one
+// (port, tag) once; across random batches of runs and switches between
+// ports, tags, unknown ports and bad source MACs, every packet gets the
+// verdict and VLAN that per-packet classification gives.
+func TestIngressStageRuns(t *testing.T) {
+	tbl := newPortTable(
+		testPort{index: 0},
+		testPort{index: 1, vlan: &VLANSpec{Mode: "access", Tag: 10}},
+		testPort{index: 2, vlan: &VLANSpec{Mode: "trunk", Allowed: []uint16{10, 20}, Native: 30}},
+	)
+	var ports atomic.Pointer[portTable]
+	ports.Store(tbl)
+	st := NewIngressStage(&ports)
+	tags := []int{untagged, 0, 10, 20, 30, 40}
+	srcs := []pipeline.MAC{macA, {0x03, 0, 0, 0, 0, 1}, {}} // good, multicast, zero
+	frames := map[[2]int][]byte{}
+	frame := func(tag, src int) []byte {
+		k := [2]int{tag, src}
+		if frames[k] == nil {
+			frames[k] = udpFrame(t, srcs[src], macB, tags[tag], 18, 1)
+		}
+		return frames[k]
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var b pipeline.Batch
+	for round := 0; round < 500; round++ {
+		b.Len = 0
+		for b.Len < pipeline.MaxBatch {
+			port, tag := uint16(rng.IntN(4)), rng.IntN(len(tags)) // port 3 is unknown
+			for run := 1 + rng.IntN(8); run > 0 && b.Len < pipeline.MaxBatch; run-- {
+				src := 0
+				if rng.IntN(8) == 0 {
+					src = 1 + rng.IntN(2)
+				}
+				p := &b.Pkts[b.Len]
+				p.Data, p.InPort = frame(tag, src), port
+				p.Reset()
+				if !p.Parse() {
+					t.Fatal("test frame does not parse")
+				}
+				b.Len++
+			}
+		}
+		var want [pipeline.MaxBatch]pipeline.Packet
+		for i := range b.Len {
+			p := b.Pkts[i]
+			in := tbl.get(p.InPort)
+			switch vlan, ok := uint16(0), false; {
+			case in == nil:
+				p.Drop(pipeline.DropUnknownPort)
+			case func() bool { vlan, ok = in.vlan.ingress(p.Flags&pipeline.FlagVLAN != 0, p.VLAN); return !ok }():
+				p.Drop(pipeline.DropVLANNotAllowed)
+			default:
+				p.VLAN = vlan
+				if p.Data[6]&1 != 0 || string(p.Data[6:12]) == string(make([]byte, 6)) {
+					p.Drop(pipeline.DropBadSrcMAC)
+				}
+			}
+			want[i] = p
+		}
+		st.Process(&b)
+		for i := range b.Len {
+			g, w := &b.Pkts[i], &want[i]
+			if g.Verdict != w.Verdict || g.Reason != w.Reason || (w.Verdict == pipeline.VerdictNone && g.VLAN != w.VLAN) {
+				t.Fatalf("round %d pkt %d (port %d, flags %#x, vid %d): verdict %v/%v vlan %d, want %v/%v vlan %d",
+					round, i, g.InPort, g.Flags, w.VLAN, g.Verdict, g.Reason, g.VLAN, w.Verdict, w.Reason, w.VLAN)
 			}
 		}
 	}
