@@ -198,10 +198,11 @@ func clampU32(n int, max uint32) uint32 {
 }
 
 // Send copies frames, in order, into free slots (each into the free buffer
-// the consumer gave back last) and publishes them with one atomic store. It returns how many were queued. A
-// frame shorter than MinFrameLen or longer than frame_size is dropped and
-// counted (TxStats.BadLen) and does not count in n; Send stops at the first
-// frame without a free slot (TxStats.Full), so a caller that passes only
+// the consumer gave back last) and publishes them with one atomic store.
+// It returns how many were queued. A frame shorter than MinFrameLen or
+// longer than frame_size is dropped and counted (TxStats.BadLen) and does
+// not count in n; Send stops at the first frame without a free slot
+// (TxStats.Full), so a caller that passes only
 // valid lengths can retry frames[n:]. Send cancels any reservation. The
 // caller keeps frames. ErrCorrupt: the peer's consumer index is invalid.
 func (t *Tx) Send(frames [][]byte) (int, error) {
