@@ -352,6 +352,15 @@ func (t *Tx) Submit(lens []int) error {
 	return nil
 }
 
+// Err is ErrCorrupt once the peer's consumer index was found invalid (the
+// end stays broken; Reserve then returns 0), else nil.
+func (t *Tx) Err() error {
+	if t.broken {
+		return ErrCorrupt
+	}
+	return nil
+}
+
 // NeedWakeup reports whether the consumer set NEED_WAKEUP: it is about to
 // sleep and wants a signal after the next publish.
 func (t *Tx) NeedWakeup() bool { return t.g.flags.Load()&FlagNeedWakeup != 0 }

@@ -63,14 +63,13 @@ type memQueue struct {
 	notifyFD int // to-client eventfd: we write it when the client asked
 	maxLen   int // the region's frame size
 	views    [pipeline.MaxBatch][]byte
-	// TX frames gathered during a batch, sent with one SendParts at
-	// flush: txData is the part in the switch's UMEM frame txAddr and
-	// txTail the rest, still in the sending client's region (nil when the
-	// whole frame is in txData).
-	txData [pipeline.MaxBatch][]byte
-	txTail [pipeline.MaxBatch][]byte
-	txAddr [pipeline.MaxBatch]uint64
-	txN    int
+	// TX: frames are copied into slots of the to-client ring reserved
+	// for the batch (txResv of them) as they are enqueued; flushMem
+	// publishes the first txN with one Submit. txBytes is their length.
+	txLens  [pipeline.MaxBatch]int
+	txN     int
+	txResv  int
+	txBytes uint64
 }
 
 // memHandler adapts the switch to memring.Handler.
@@ -427,24 +426,45 @@ func (w *Worker) pollMem(q *memQueue) int {
 	return n
 }
 
-// memEnqueue queues a frame (a UMEM frame the worker owns, plus the tail
-// still in a client's region, or nil) for a memring port's to-client
-// ring; flushMem copies the batch into the region. data is the whole
-// frame's length; its last len(tail) bytes are in tail. Drops count
-// against port in.
+// memEnqueue copies a frame into the next slot reserved in a memring
+// port's to-client ring: the part in the UMEM frame at addr (data minus
+// its last len(tail) bytes, freed here) and the tail still in a sending
+// client's region, if any. flushMem publishes the batch's slots. Drops
+// count against port in.
 func (w *Worker) memEnqueue(q *memQueue, in uint16, addr uint64, data, tail []byte) {
+	defer w.umem.Put(addr)
 	if len(data) > q.maxLen {
 		w.drop(in, pipeline.DropTooBig)
-		w.umem.Put(addr)
 		return
 	}
-	if q.txN == len(q.txData) {
-		w.flushMem(q)
+	if len(data) < memring.MinFrameLen {
+		w.drop(in, pipeline.DropTruncated)
+		return
 	}
-	q.txData[q.txN] = data[:len(data)-len(tail)]
-	q.txTail[q.txN] = tail
-	q.txAddr[q.txN] = addr
+	if q.txN == q.txResv {
+		if q.txN > 0 {
+			w.flushMem(q)
+		}
+		// Reserve what is left of the batch: prefetching slots that stay
+		// unused would only take lines from the client's core.
+		q.txResv = q.tx.Reserve(min(max(w.txLeft, 1), pipeline.MaxBatch))
+		if q.txResv == 0 {
+			if q.tx.Err() != nil && !q.mp.corrupt.Swap(true) {
+				q.mp.corrupts.Add(1)
+			}
+			w.drop(in, pipeline.DropTxFull)
+			return
+		}
+	}
+	buf := q.tx.Buffer(q.txN)
+	head := len(data) - len(tail)
+	copy(buf, data[:head])
+	if len(tail) > 0 {
+		copy(buf[head:], tail)
+	}
+	q.txLens[q.txN] = len(data)
 	q.txN++
+	q.txBytes += uint64(len(data))
 	w.markDirty(q.port)
 }
 
@@ -466,37 +486,34 @@ func (w *Worker) handoffMem(q *memQueue, data []byte) {
 	w.memEnqueue(q, q.port, addr, buf, nil)
 }
 
-// flushMem copies the gathered frames into the to-client ring with one
-// SendParts, frees their UMEM frames, and wakes the client if it asked.
+// flushMem publishes the frames copied into the reserved slots with one
+// Submit, gives the unused reservation back, and wakes the client if it
+// asked.
 func (w *Worker) flushMem(q *memQueue) {
 	n := q.txN
+	if q.txResv == 0 {
+		return
+	}
+	err := q.tx.Submit(q.txLens[:n])
+	bytes := q.txBytes
+	q.txN, q.txResv, q.txBytes = 0, 0, 0
+	pc := &w.port[q.port]
+	if err != nil {
+		// Only a broken ring refuses: lengths were checked on enqueue.
+		if !q.mp.corrupt.Swap(true) {
+			q.mp.corrupts.Add(1)
+		}
+		w.ctr.drops[pipeline.DropTxFull].Add(uint64(n))
+		pc.drops[pipeline.DropTxFull].Add(uint64(n))
+		return
+	}
 	if n == 0 {
 		return
 	}
-	sent, err := q.tx.SendParts(q.txData[:n], q.txTail[:n])
-	if err != nil && !q.mp.corrupt.Swap(true) {
-		q.mp.corrupts.Add(1)
-	}
-	var bytes uint64
-	for i := 0; i < n; i++ {
-		if i < sent {
-			bytes += uint64(len(q.txData[i]) + len(q.txTail[i]))
-		}
-		w.umem.Put(q.txAddr[i])
-		q.txData[i], q.txTail[i] = nil, nil
-	}
-	q.txN = 0
-	pc := &w.port[q.port]
-	if sent > 0 {
-		pc.txPackets.Add(uint64(sent))
-		pc.txBytes.Add(bytes)
-		w.ctr.tx.Add(uint64(sent))
-	}
-	if lost := n - sent; lost > 0 {
-		w.ctr.drops[pipeline.DropTxFull].Add(uint64(lost))
-		pc.drops[pipeline.DropTxFull].Add(uint64(lost))
-	}
-	if sent > 0 && q.tx.NeedWakeup() {
+	pc.txPackets.Add(uint64(n))
+	pc.txBytes.Add(bytes)
+	w.ctr.tx.Add(uint64(n))
+	if q.tx.NeedWakeup() {
 		var one = [8]byte{1}
 		_, _ = unix.Write(q.notifyFD, one[:])
 	}

@@ -6,6 +6,10 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/vswitch/vswitch/memring"
+	"github.com/vswitch/vswitch/memring/memringtest"
+	"github.com/vswitch/vswitch/pipeline"
 )
 
 // TestSplitHead: only unfragmented TCP and UDP whose headers all fit in
@@ -103,5 +107,45 @@ func TestSplitHead(t *testing.T) {
 	var zero [memHeadLen]byte
 	if splitHead(zero[:]) {
 		t.Error("all-zero head accepted")
+	}
+}
+
+// TestMemOutputToCorruptClient: a client that moves its to-client
+// consumer index past what the switch produced gets no more frames; the
+// frames for it are dropped as tx_full, the session is marked corrupt and
+// counted once, and nothing panics.
+func TestMemOutputToCorruptClient(t *testing.T) {
+	mb := newMemBench(t, 1500)
+	pair := memringtest.NewPair(t, memring.Config{QueuePairs: 1, RingSize: 64, FrameSize: 2048})
+	stx, srx := pair.Switch.Queue(0, memring.SideSwitch)
+	out := &memQueue{port: 1, mp: &memPort{}, tx: stx, rx: srx, maxLen: 2048, wakeFD: -1, notifyFD: -1}
+	mb.w.memTx[1] = out
+	send := func() {
+		t.Helper()
+		if mb.sendTx.Reserve(1) != 1 {
+			t.Fatal("sender ring full")
+		}
+		copy(mb.sendTx.Buffer(0), mb.frame)
+		if err := mb.sendTx.Submit(mb.lens[:1]); err != nil {
+			t.Fatal(err)
+		}
+		mb.w.pollMem(mb.in)
+	}
+	txFull := func() uint64 { return mb.w.ctr.drops[pipeline.DropTxFull].Load() }
+
+	send()
+	if got := pair.Recv(0, 8); len(got) != 1 || string(got[0]) != string(mb.frame) {
+		t.Fatalf("healthy client got %d frames", len(got))
+	}
+	ring := memringtest.ToClient(0)
+	pair.SetConsumer(ring, pair.Producer(ring)+100)
+	before := txFull()
+	send()
+	send()
+	if d := txFull() - before; d != 2 {
+		t.Errorf("tx_full drops %d, want 2", d)
+	}
+	if !out.mp.corrupt.Load() || out.mp.corrupts.Load() != 1 {
+		t.Errorf("corrupt %v, counted %d times; want marked and counted once", out.mp.corrupt.Load(), out.mp.corrupts.Load())
 	}
 }

@@ -81,6 +81,9 @@ type Worker struct {
 	loopsCounted uint64
 	// touched keeps pollMem's touch-ahead loads from being optimised away.
 	touched byte
+	// txLeft is how many packets of the batch transmit has not output
+	// yet, the current one included: a hint for memring reservations.
+	txLeft int
 	// gw is the worker's gateway stage state (nil without a router);
 	// relBatch carries parked packets released after ARP/ND answered.
 	gw       *workerGateway
@@ -318,6 +321,7 @@ func (w *Worker) transmit(b *pipeline.Batch) {
 	var fwd, flood, reply uint64
 	for i := 0; i < b.Len; i++ {
 		p := &b.Pkts[i]
+		w.txLeft = b.Len - i
 		switch p.Verdict {
 		case pipeline.VerdictForward:
 			fwd++
@@ -510,6 +514,7 @@ func (w *Worker) drainHandoff(h *handoff) int {
 		}
 		s := w.txSock[slot.out]
 		if mq := w.memTx[slot.out]; mq != nil {
+			w.txLeft = pipeline.MaxBatch - n // at most this many follow
 			w.handoffMem(mq, slot.data[:slot.n])
 			h.release()
 			continue
