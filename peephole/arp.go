@@ -72,6 +72,9 @@ func (s *ARPStage) Stats() ARPStats {
 // Process implements pipeline.Stage. It loads the binding snapshot and the
 // glean table once and publishes its counters once per batch.
 func (s *ARPStage) Process(b *pipeline.Batch) {
+	if b.Kinds.Lacks(pipeline.KindARP) {
+		return
+	}
 	var n [arpNumCounters]uint64
 	var c nbrBatch
 	for i := 0; i < b.Len; i++ {

@@ -111,6 +111,19 @@ const (
 
 // Process answers what it can and leaves every other packet untouched.
 func (s *DNSStage) Process(b *pipeline.Batch) {
+	if b.Kinds.Lacks(pipeline.KindPort53 | pipeline.KindUDPFragment) {
+		// Every undecided packet is one answer passes as not DNS.
+		var n uint64
+		for i := 0; i < b.Len; i++ {
+			if b.Pkts[i].Verdict == pipeline.VerdictNone {
+				n++
+			}
+		}
+		if n != 0 {
+			s.passed[DNSPassNotDNS].Add(n)
+		}
+		return
+	}
 	snap := s.zones.snap.Load()
 	var answered, nx, nd, bad uint64
 	var passed [numDNSPass]uint64

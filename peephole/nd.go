@@ -91,6 +91,9 @@ func (s *NDStage) Stats() NDStats {
 // Process implements pipeline.Stage. It loads the binding snapshot and the
 // glean table once and publishes its counters once per batch.
 func (s *NDStage) Process(b *pipeline.Batch) {
+	if b.Kinds.Lacks(pipeline.KindICMPv6) {
+		return
+	}
 	var n [ndNumCounters]uint64
 	var c nbrBatch
 	for i := 0; i < b.Len; i++ {

@@ -1,5 +1,7 @@
 package pipeline
 
+import "encoding/binary"
+
 // MaxBatch is the largest number of packets in one Batch. Rings are polled
 // for at most this many frames at a time.
 const MaxBatch = 64
@@ -9,8 +11,61 @@ const MaxBatch = 64
 // the batch and reuses it for every poll; stages must not keep references to
 // it or to its packets past Process.
 type Batch struct {
-	Len  int
-	Pkts [MaxBatch]Packet
+	Len int
+	// Kinds says which kinds of packet the batch holds, so that a stage
+	// acting on one kind can skip a batch without it. ParseStage sets it;
+	// Pipeline.Process clears it before the first stage, so a batch no
+	// ParseStage has seen is unknown (zero) and every stage looks at
+	// every packet.
+	Kinds Kinds
+	Pkts  [MaxBatch]Packet
+}
+
+// Kinds is a summary of a batch's packets: a superset of the kinds the
+// responder stages act on.
+type Kinds uint8
+
+const (
+	// KindsKnown: the other bits are valid.
+	KindsKnown Kinds = 1 << iota
+	// KindARP: an ARP frame.
+	KindARP
+	// KindICMPv6: an ICMPv6 message over IPv6 with its header parsed.
+	KindICMPv6
+	// KindPort53: an unfragmented TCP or UDP packet to port 53.
+	KindPort53
+	// KindUDPFragment: a fragment of a UDP datagram.
+	KindUDPFragment
+)
+
+// Lacks reports whether the batch is known to hold no packet of any of
+// the kinds in k.
+func (k Kinds) Lacks(kinds Kinds) bool { return k&KindsKnown != 0 && k&kinds == 0 }
+
+// kinds is the Kinds bits of one parsed packet.
+func (p *Packet) kinds() Kinds {
+	var k Kinds
+	if p.EtherType == EtherTypeARP {
+		k |= KindARP
+	}
+	if p.Flags&(FlagIPv4|FlagIPv6) == 0 {
+		return k
+	}
+	if p.Flags&FlagIPv6 != 0 && p.Flags&FlagL4 != 0 && p.L4Proto == ProtoICMPv6 {
+		k |= KindICMPv6
+	}
+	switch {
+	case p.Flags&FlagFragment != 0:
+		if p.L4Proto == ProtoUDP {
+			k |= KindUDPFragment
+		}
+	case p.Flags&FlagL4 != 0 && (p.L4Proto == ProtoUDP || p.L4Proto == ProtoTCP):
+		// The destination port is at the same offset in both headers.
+		if int(p.L4Off)+4 > len(p.Data) || binary.BigEndian.Uint16(p.Data[p.L4Off+2:]) == 53 {
+			k |= KindPort53
+		}
+	}
+	return k
 }
 
 // Packets returns the live part of the batch.
@@ -42,6 +97,7 @@ func (p *Pipeline) Stages() []Stage { return p.stages }
 // Process runs every stage over b, then gives every packet still without a
 // verdict the drop reason DropNoVerdict, so nothing leaves uncounted.
 func (p *Pipeline) Process(b *Batch) {
+	b.Kinds = 0
 	for _, s := range p.stages {
 		s.Process(b)
 	}

@@ -9,11 +9,14 @@ type ParseStage struct{}
 func (ParseStage) Name() string { return "parse" }
 
 // Process implements Stage.
+// It also sets b.Kinds from the packets it parsed.
 func (ParseStage) Process(b *Batch) {
+	k := KindsKnown
 	for i := 0; i < b.Len; i++ {
 		p := &b.Pkts[i]
-		if p.Verdict == VerdictNone {
-			p.Parse()
+		if p.Verdict == VerdictNone && p.Parse() {
+			k |= p.kinds()
 		}
 	}
+	b.Kinds = k
 }
