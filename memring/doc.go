@@ -97,8 +97,8 @@
 // holds its view: the switch copies the part of a frame it checks (the
 // whole frame, or for a large TCP/UDP frame its first 192 bytes) into its
 // own UMEM frame before any check of it has to stay true, and copies the
-// unchecked rest straight to the destination (Tx.SendParts) before it
-// releases the view.
+// unchecked rest straight into the destination's reserved buffer
+// (Tx.Reserve/Buffer/Submit) before it releases the view.
 //
 // Tests of code that uses rings get a fake client and raw hostile access
 // from memring/memringtest.

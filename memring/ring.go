@@ -202,25 +202,13 @@ func clampU32(n int, max uint32) uint32 {
 // It returns how many were queued. A frame shorter than MinFrameLen or
 // longer than frame_size is dropped and counted (TxStats.BadLen) and does
 // not count in n; Send stops at the first frame without a free slot
-// (TxStats.Full), so a caller that passes only
-// valid lengths can retry frames[n:]. Send cancels any reservation. The
-// caller keeps frames. ErrCorrupt: the peer's consumer index is invalid.
+// (TxStats.Full), so a caller that passes only valid lengths can retry
+// frames[n:]. Send cancels any reservation. The caller keeps frames.
+// ErrCorrupt: the peer's consumer index is invalid.
 func (t *Tx) Send(frames [][]byte) (int, error) {
-	return t.SendParts(frames, nil)
-}
-
-// SendParts is Send for frames in two pieces: frame i is heads[i] followed
-// by tails[i], copied into its slot back to back. tails is nil, or as long
-// as heads with nil entries for frames in one piece. A producer that holds
-// a frame's end elsewhere (the switch, another client's buffer) copies it
-// once this way instead of gathering it first.
-func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	t.reserved = 0
 	if t.broken {
 		return 0, ErrCorrupt
-	}
-	if tails != nil && len(tails) != len(heads) {
-		return 0, ErrFrameLen
 	}
 	free, err := t.free()
 	if err != nil {
@@ -232,16 +220,12 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	prod, mask, shift, fs := t.cachedProd, g.mask, g.shift, g.frameSize
 	descs, part, partStart := g.descs, g.part, g.partStart
 	slotBuf, freeBufs, nFree := t.slotBuf, t.freeBufs, t.nFree
-	t.prefetchBatch(min(free, uint32(len(heads))))
+	t.prefetchBatch(min(free, uint32(len(frames))))
 	queued, bad := uint32(0), uint64(0)
 	i := 0
-	for ; i < len(heads) && queued < free; i++ {
-		f := heads[i]
-		var tail []byte
-		if tails != nil {
-			tail = tails[i]
-		}
-		n := len(f) + len(tail)
+	for ; i < len(frames) && queued < free; i++ {
+		f := frames[i]
+		n := len(f)
 		if uint(n)-MinFrameLen > uint(fs)-MinFrameLen {
 			bad++
 			continue
@@ -253,9 +237,6 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 		rel := uint64(b) << shift
 		dst := unsafe.Slice((*byte)(unsafe.Add(part, uintptr(rel))), n)
 		copy(dst, f)
-		if len(tail) > 0 {
-			copy(dst[len(f):], tail)
-		}
 		d := (*desc)(unsafe.Add(descs, uintptr(slot)*descSize))
 		d.off = partStart + rel
 		d.len = uint32(n)
@@ -271,8 +252,8 @@ func (t *Tx) SendParts(heads, tails [][]byte) (int, error) {
 	if bad > 0 {
 		t.badLen.Add(bad)
 	}
-	if i < len(heads) {
-		t.full.Add(uint64(len(heads) - i))
+	if i < len(frames) {
+		t.full.Add(uint64(len(frames) - i))
 	}
 	return int(queued), nil
 }

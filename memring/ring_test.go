@@ -247,48 +247,6 @@ func TestRingFrameLens(t *testing.T) {
 	}
 }
 
-// TestRingSendParts: frames in two pieces arrive as one; the length limit
-// applies to the sum; tails of another length than heads are refused.
-func TestRingSendParts(t *testing.T) {
-	r := mrRegion(t, Config{RingSize: 64, FrameSize: 2048})
-	tx, _ := r.Queue(0, SideClient)
-	_, rx := r.Queue(0, SideSwitch)
-	whole := [][]byte{mrFrame(make([]byte, 1500), 1500, 1), mrFrame(make([]byte, 60), 60, 2),
-		mrFrame(make([]byte, 2048), 2048, 3), mrFrame(make([]byte, 2040), 2040, 4)}
-	heads := [][]byte{whole[0][:192], whole[1], whole[2][:14], whole[3][:1000]}
-	tails := [][]byte{whole[0][192:], nil, whole[2][14:], append(whole[3][1000:], make([]byte, 9)...)}
-	if n, err := tx.SendParts(heads, tails[:3]); n != 0 || !errors.Is(err, ErrFrameLen) {
-		t.Fatalf("SendParts with 3 tails for 4 heads = %d, %v; want 0, ErrFrameLen", n, err)
-	}
-	n, err := tx.SendParts(heads, tails)
-	if n != 3 || err != nil {
-		t.Fatalf("SendParts = %d, %v; want 3 (the 2049-byte frame refused)", n, err)
-	}
-	if s := tx.Stats(); s.BadLen != 1 || s.Sent != 3 {
-		t.Fatalf("tx stats %+v, want 3 sent and 1 bad length", s)
-	}
-	out := make([][]byte, 8)
-	if n, _ := rx.Recv(out); n != 3 {
-		t.Fatalf("Recv = %d, want 3", n)
-	}
-	for i, want := range []struct {
-		n   int
-		seq uint64
-	}{{1500, 1}, {60, 2}, {2048, 3}} {
-		mrCheckFrame(t, out[i], want.n, want.seq)
-	}
-	rx.Release()
-	// nil tails is Send.
-	if n, err := tx.SendParts(whole[:2], nil); n != 2 || err != nil {
-		t.Fatalf("SendParts(nil tails) = %d, %v", n, err)
-	}
-	if n, _ := rx.Recv(out); n != 2 {
-		t.Fatalf("Recv = %d, want 2", n)
-	}
-	mrCheckFrame(t, out[0], 1500, 1)
-	mrCheckFrame(t, out[1], 60, 2)
-}
-
 // TestRingZeroCopy: Reserve/Buffer/Submit publish in place; Submit refuses
 // too many slots and bad lengths without publishing.
 func TestRingZeroCopy(t *testing.T) {
@@ -395,15 +353,6 @@ func TestRingAllocs(t *testing.T) {
 	}
 	check("Send/Recv/Release", func() {
 		tx.Send(frames)
-		rx.Recv(out)
-		rx.Release()
-	})
-	tails := make([][]byte, 32)
-	for i := range tails {
-		tails[i] = make([]byte, 1400)
-	}
-	check("SendParts/Recv/Release", func() {
-		tx.SendParts(frames, tails)
 		rx.Recv(out)
 		rx.Release()
 	})
