@@ -186,13 +186,8 @@ type dnsQuery struct {
 // another port than 53 in an unfragmented packet, decided without calling
 // answer (whose frame holds a whole query name).
 func notDNSPort(p *pipeline.Packet) bool {
-	if p.Flags&(pipeline.FlagL4|pipeline.FlagFragment) != pipeline.FlagL4 ||
-		p.L4Proto != pipeline.ProtoUDP && p.L4Proto != pipeline.ProtoTCP ||
-		int(p.L4Off)+4 > len(p.Data) {
-		return false
-	}
-	// The destination port is at the same offset in both headers.
-	return binary.BigEndian.Uint16(p.Data[p.L4Off+2:]) != dnsPort
+	port, ok := p.DstPort()
+	return ok && port != dnsPort
 }
 
 // answer decides for one packet and, when it answers, rewrites it and sets

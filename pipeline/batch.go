@@ -54,18 +54,29 @@ func (p *Packet) kinds() Kinds {
 	if p.Flags&FlagIPv6 != 0 && p.Flags&FlagL4 != 0 && p.L4Proto == ProtoICMPv6 {
 		k |= KindICMPv6
 	}
-	switch {
-	case p.Flags&FlagFragment != 0:
+	if p.Flags&FlagFragment != 0 {
 		if p.L4Proto == ProtoUDP {
 			k |= KindUDPFragment
 		}
-	case p.Flags&FlagL4 != 0 && (p.L4Proto == ProtoUDP || p.L4Proto == ProtoTCP):
-		// The destination port is at the same offset in both headers.
-		if int(p.L4Off)+4 > len(p.Data) || binary.BigEndian.Uint16(p.Data[p.L4Off+2:]) == 53 {
+	} else if p.Flags&FlagL4 != 0 && (p.L4Proto == ProtoUDP || p.L4Proto == ProtoTCP) {
+		// A header too short to read the port in counts as port 53.
+		if port, ok := p.DstPort(); !ok || port == 53 {
 			k |= KindPort53
 		}
 	}
 	return k
+}
+
+// DstPort is the destination port of an unfragmented TCP or UDP packet
+// whose header was parsed; ok is false for anything else.
+func (p *Packet) DstPort() (port uint16, ok bool) {
+	if p.Flags&(FlagL4|FlagFragment) != FlagL4 ||
+		p.L4Proto != ProtoUDP && p.L4Proto != ProtoTCP ||
+		int(p.L4Off)+4 > len(p.Data) {
+		return 0, false
+	}
+	// The destination port is at the same offset in both headers.
+	return binary.BigEndian.Uint16(p.Data[p.L4Off+2:]), true
 }
 
 // Packets returns the live part of the batch.
