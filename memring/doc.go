@@ -6,8 +6,9 @@
 // when the host has free 2 MiB pages), maps it and hands the file descriptor
 // to the container over a unix socket (control.go). The container maps the
 // same file (OpenRegion). Each side then takes the ends it owns of every
-// queue pair (Region.Queue) and moves frames with Tx.Send or
-// Tx.Reserve/Buffer/Submit and Rx.Recv/Release.
+// queue pair (Region.Queue) and moves frames with Tx.Send,
+// Tx.Reserve/Buffer/Submit or Tx.Reserve/Write/Submit, and
+// Rx.Recv/Release.
 //
 // What this package owns: the region layout below, the rings, and the
 // validation of everything the peer writes. What it must not do: trust
@@ -98,7 +99,7 @@
 // whole frame, or for a large TCP/UDP frame its first 192 bytes) into its
 // own UMEM frame before any check of it has to stay true, and copies the
 // unchecked rest straight into the destination's reserved buffer
-// (Tx.Reserve/Buffer/Submit) before it releases the view.
+// (Tx.Reserve/Write/Submit) before it releases the view.
 //
 // Tests of code that uses rings get a fake client and raw hostile access
 // from memring/memringtest.

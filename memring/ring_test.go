@@ -312,6 +312,75 @@ func TestRingZeroCopy(t *testing.T) {
 	}
 }
 
+// TestRingWrite: Write puts head and then tail into a reserved slot's
+// buffer, whichever way the frame is split around the non-temporal first
+// line, refuses slots outside the reservation and frames longer than a
+// buffer, and Submit publishes exactly what was written. A Send after an
+// unsubmitted Write reuses those buffers and its frames arrive intact.
+func TestRingWrite(t *testing.T) {
+	r := mrRegion(t, mrSmall)
+	tx, _ := r.Queue(0, SideSwitch)
+	_, rx := r.Queue(0, SideClient)
+	src := make([]byte, 2048)
+	cases := []struct{ n, head int }{
+		{14, 14}, {63, 63}, {64, 64}, {64, 0}, {65, 64}, {100, 10}, {100, 100},
+		{200, 64}, {200, 70}, {1500, 192}, {1500, 1500}, {2048, 128}, {2048, 0},
+	}
+	if got := tx.Reserve(len(cases)); got != len(cases) {
+		t.Fatalf("Reserve = %d", got)
+	}
+	if tx.Write(-1, src[:64], nil) != 0 || tx.Write(len(cases), src[:64], nil) != 0 {
+		t.Fatal("Write outside the reservation")
+	}
+	if tx.Write(0, src[:2000], src[:49]) != 0 {
+		t.Fatal("Write of 2049 bytes")
+	}
+	lens := make([]int, len(cases))
+	for i, c := range cases {
+		f := mrFrame(src, c.n, uint64(i)+1)
+		if got := tx.Write(i, f[:c.head], f[c.head:]); got != c.n {
+			t.Fatalf("Write(%d, %d+%d bytes) = %d", i, c.head, c.n-c.head, got)
+		}
+		lens[i] = c.n
+	}
+	if err := tx.Submit(lens); err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]byte, 64)
+	n, _ := rx.Recv(out)
+	if n != len(cases) {
+		t.Fatalf("Recv = %d, want %d", n, len(cases))
+	}
+	for i, c := range cases {
+		mrCheckFrame(t, out[i], c.n, uint64(i)+1)
+	}
+	rx.Release()
+
+	// Write into every slot, submit nothing, then Send: Send takes the
+	// same buffers (the reservation is gone) and its stores must win.
+	if got := tx.Reserve(64); got != 64 {
+		t.Fatalf("Reserve = %d", got)
+	}
+	for i := range 64 {
+		tx.Write(i, mrFrame(src, 128, 1000), nil)
+	}
+	bufs := make([]byte, 64*300)
+	frames := make([][]byte, 64)
+	for i := range frames {
+		frames[i] = mrFrame(bufs[i*300:], 300, uint64(2000+i))
+	}
+	if sent, err := tx.Send(frames); sent != 64 || err != nil {
+		t.Fatalf("Send = %d, %v", sent, err)
+	}
+	if n, _ = rx.Recv(out); n != 64 {
+		t.Fatalf("Recv = %d, want 64", n)
+	}
+	for i := range n {
+		mrCheckFrame(t, out[i], 300, uint64(2000+i))
+	}
+	rx.Release()
+}
+
 func TestRingNeedWakeup(t *testing.T) {
 	r := mrRegion(t, mrSmall)
 	tx, _ := r.Queue(1, SideClient)
@@ -400,7 +469,15 @@ func TestRingConcurrent(t *testing.T) {
 				n := tx.Reserve(b)
 				for i := 0; i < n; i++ {
 					ln := 14 + int((seq+uint64(i))%100)
-					mrFrame(tx.Buffer(i), ln, seq+uint64(i))
+					if i%2 == 0 {
+						mrFrame(tx.Buffer(i), ln, seq+uint64(i))
+					} else {
+						// Write: split anywhere, so some first lines
+						// go out non-temporally and some do not.
+						f := mrFrame(bufs, ln, seq+uint64(i))
+						h := min(ln, 60+int(seq+uint64(i))%12)
+						tx.Write(i, f[:h], f[h:])
+					}
 					lens[i] = ln
 				}
 				if err := tx.Submit(lens[:n]); err != nil {

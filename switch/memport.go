@@ -456,12 +456,7 @@ func (w *Worker) memEnqueue(q *memQueue, in uint16, addr uint64, data, tail []by
 			return
 		}
 	}
-	buf := q.tx.Buffer(q.txN)
-	head := len(data) - len(tail)
-	copy(buf, data[:head])
-	if len(tail) > 0 {
-		copy(buf[head:], tail)
-	}
+	q.tx.Write(q.txN, data[:len(data)-len(tail)], tail) // the length was checked above
 	q.txLens[q.txN] = len(data)
 	q.txN++
 	q.txBytes += uint64(len(data))
