@@ -3,6 +3,7 @@ package memring
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,3 +146,120 @@ func BenchmarkSendRecv(b *testing.B) {
 	b.ReportMetric(float64(b.N*mrBenchBatch)/b.Elapsed().Seconds()/1e6, "Mpps")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*mrBenchBatch), "cpu-ns/frame")
 }
+
+// BenchmarkFillCrossCore compares the two ways a producer that copies
+// whole frames can fill its slots, in one run so that both see the same
+// host: Reserve/Write (the first line stored non-temporally, what the
+// switch does towards its clients) on queue pair 0, Reserve/Buffer and a
+// plain copy on queue pair 1, alternating batch by batch. The producer is
+// pinned to cpu 1; a consumer pinned to cpu 0 drains both rings and reads
+// each frame's first byte, as a client does. Reported: the producer's
+// time per frame for each way, Reserve to Submit. Write trades the
+// cross-core wait of a plain store into a line the consumer read for an
+// SFENCE per batch that waits for its lines to reach memory, so it costs
+// more than the copy while the host keeps the two cores close and less
+// when it puts them far apart; this benchmark shows which, on the host of
+// the moment. (The switch gains more than the producer here: its stalled
+// stores also held up the parsing and lookups behind them.)
+func BenchmarkFillCrossCore(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs two cpus")
+	}
+	for _, size := range []int{64, 1500} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			mrBenchFill(b, size)
+		})
+	}
+}
+
+func mrPin(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	return unix.SchedSetaffinity(0, &set)
+}
+
+func mrBenchFill(b *testing.B, size int) {
+	r := mrRegion(b, Config{QueuePairs: 2, RingSize: 1024, FrameSize: 2048})
+	var txs [2]*Tx
+	var rxs [2]*Rx
+	for q := range 2 {
+		txs[q], _ = r.Queue(q, SideSwitch)
+		_, rxs[q] = r.Queue(q, SideClient)
+	}
+	frame := mrFrame(make([]byte, size), size, 7)
+	lens := make([]int, mrBenchBatch)
+	for i := range lens {
+		lens[i] = size
+	}
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := mrPin(0); err != nil {
+			done <- err
+			return
+		}
+		out := make([][]byte, mrBenchBatch)
+		var s byte
+		for !stop.Load() {
+			for _, rx := range rxs {
+				n, err := rx.Recv(out)
+				if err != nil {
+					done <- err
+					return
+				}
+				for _, f := range out[:n] {
+					s += f[0]
+				}
+				rx.Release()
+			}
+		}
+		mrBenchSink = s
+		done <- nil
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := mrPin(1); err != nil {
+		b.Fatal(err)
+	}
+	var ns, frames [2]int64
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for sent, batch := 0, 0; sent < b.N; batch++ {
+		q := batch & 1
+		tx := txs[q]
+		t0 := time.Now()
+		k := tx.Reserve(min(mrBenchBatch, b.N-sent))
+		if k == 0 {
+			continue
+		}
+		for i := range k {
+			if q == 0 {
+				tx.Write(i, frame, nil)
+			} else {
+				copy(tx.Buffer(i), frame)
+			}
+		}
+		if err := tx.Submit(lens[:k]); err != nil {
+			b.Fatal(err)
+		}
+		ns[q] += int64(time.Since(t0))
+		frames[q] += int64(k)
+		sent += k
+	}
+	b.StopTimer()
+	stop.Store(true)
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if frames[0] == 0 || frames[1] == 0 {
+		return // too few frames for both ways (b.N of 1)
+	}
+	b.ReportMetric(float64(ns[0])/float64(frames[0]), "write-ns/frame")
+	b.ReportMetric(float64(ns[1])/float64(frames[1]), "copy-ns/frame")
+}
+
+// mrBenchSink keeps the consumer's reads.
+var mrBenchSink byte
