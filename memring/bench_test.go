@@ -193,6 +193,7 @@ func mrBenchFill(b *testing.B, size int) {
 	}
 	var stop atomic.Bool
 	done := make(chan error, 1)
+	out := make([][]byte, mrBenchBatch)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -200,7 +201,6 @@ func mrBenchFill(b *testing.B, size int) {
 			done <- err
 			return
 		}
-		out := make([][]byte, mrBenchBatch)
 		var s byte
 		for !stop.Load() {
 			for _, rx := range rxs {
