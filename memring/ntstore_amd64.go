@@ -2,9 +2,6 @@ package memring
 
 import "unsafe"
 
-// ntLines is true where storeLineNT bypasses the caches.
-const ntLines = true
-
 // storeLineNT copies the 64 bytes at src to the 64-byte aligned dst with
 // non-temporal stores: the line goes to memory, and every cached copy of
 // it (the consumer's) is invalidated without first fetching it.

@@ -213,12 +213,9 @@ func clampU32(n int, max uint32) uint32 {
 // ErrCorrupt: the peer's consumer index is invalid.
 func (t *Tx) Send(frames [][]byte) (int, error) {
 	t.reserved = 0
-	if t.ntPending {
-		// Lines Write stored into an unsubmitted reservation: Send may
-		// reuse those buffers, and its stores must land after them.
-		storeFence()
-		t.ntPending = false
-	}
+	// Lines Write stored into an unsubmitted reservation: Send may reuse
+	// those buffers, and its stores must land after them.
+	t.fenceWrites()
 	if t.broken {
 		return 0, ErrCorrupt
 	}
@@ -330,7 +327,7 @@ func (t *Tx) Write(i int, head, tail []byte) int {
 	b := t.freeBufs[(t.nFree-1-uint32(i))&t.g.mask]
 	dst := t.g.bytes(uint64(b)<<t.g.shift, t.g.frameSize) // 64-byte aligned
 	from := 0
-	if ntLines && len(head) >= 64 {
+	if len(head) >= 64 {
 		storeLineNT(unsafe.Pointer(&dst[0]), unsafe.Pointer(&head[0]))
 		t.ntPending = true
 		from = 64
@@ -338,6 +335,15 @@ func (t *Tx) Write(i int, head, tail []byte) int {
 	copy(dst[from:], head[from:])
 	copy(dst[len(head):], tail)
 	return n
+}
+
+// fenceWrites orders the lines Write stored non-temporally before every
+// later store; those stores are not ordered with other stores.
+func (t *Tx) fenceWrites() {
+	if t.ntPending {
+		storeFence()
+		t.ntPending = false
+	}
 }
 
 // Submit publishes the first len(lens) reserved slots, slot i carrying
@@ -362,12 +368,7 @@ func (t *Tx) Submit(lens []int) error {
 			return ErrFrameLen
 		}
 	}
-	if t.ntPending {
-		// Non-temporal stores are not ordered with other stores; the
-		// frames must be in memory before the descriptors say so.
-		storeFence()
-		t.ntPending = false
-	}
+	t.fenceWrites() // the frames are in memory before the descriptors say so
 	prod, mask := t.cachedProd, g.mask
 	for _, n := range lens {
 		slot := prod & mask
